@@ -1,0 +1,200 @@
+"""The `fan-edge` command: a thin shell over the library; each command calls one function.
+
+User mistakes surface as `FanEdgeError`: one line on stderr, exit code 1, no traceback.
+Heavy imports (torch, onnx) happen inside the commands that need them, so `fan-edge run`
+works on a device without PyTorch.
+"""
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fan_edge.errors import FanEdgeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Frame Adaptive Networks: train once, run at any frame count on the edge.",
+)
+console = Console()
+
+# Options that take several values after one flag (`--frames 4 8 16`). Typer wants the flag
+# repeated, so `main` rewrites the first form into the second before parsing.
+MULTI_VALUE_OPTIONS = {"--frames"}
+
+
+def expand_multi_value_options(argv: list[str]) -> list[str]:
+    """Rewrite `--frames 4 8 16` as `--frames 4 --frames 8 --frames 16` (integers only)."""
+    out: list[str] = []
+    flag, got = None, False
+    for arg in argv:
+        if arg in MULTI_VALUE_OPTIONS:
+            if flag and not got:
+                out.append(flag)
+            flag, got = arg, False
+        elif flag and arg.lstrip("-").isdigit():
+            out += [flag, arg]
+            got = True
+        else:
+            if flag and not got:
+                out.append(flag)  # a flag with no value: typer reports it
+            flag = None
+            out.append(arg)
+    if flag and not got:
+        out.append(flag)
+    return out
+
+
+class Mode(str, Enum):
+    fan = "fan"
+    standard = "standard"
+
+
+class Preset(str, Enum):
+    tiny = "tiny"
+    r18 = "r18"
+    r50 = "r50"
+
+
+FramesOpt = Annotated[
+    list[int] | None,
+    typer.Option("--frames", help="Frame counts, e.g. --frames 4 8 16.", show_default=False),
+]
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> Table:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="right" if c != columns[0] else "left")
+    for r in rows:
+        t.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r])
+    return t
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoint.pt, metrics.json.")] = Path(
+        "runs/train"
+    ),
+    data: Annotated[str, typer.Option(help="'synthetic', a videos .csv, or a frame list.")] = (
+        "synthetic"
+    ),
+    val: Annotated[str | None, typer.Option(help="Validation data (same forms).")] = None,
+    mode: Annotated[Mode, typer.Option(help="fan: K sub-networks; standard: one.")] = Mode.fan,
+    preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.tiny,
+    frames: FramesOpt = None,
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Clips per step (per process).")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.05,
+    kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.")] = 0,
+    num_videos: Annotated[int, typer.Option(help="Synthetic training videos.")] = 2000,
+    num_val: Annotated[int, typer.Option(help="Synthetic validation videos.")] = 500,
+    specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = True,
+    weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = True,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
+) -> None:
+    """Train one FAN checkpoint (or a standard single-frame-count model)."""
+    from fan_edge.train.api import train_from_options
+
+    result = train_from_options(
+        out=out, data=data, val=val, mode=mode.value, preset=preset.value, frames=frames,
+        epochs=epochs, batch_size=batch_size, lr=lr, kd_lambda=kd_lambda, seed=seed,
+        num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
+        weight_alteration=weight_alteration, workers=workers, resume=resume,
+        max_steps=max_steps,
+    )  # fmt: skip
+    if result["epochs"]:
+        console.print(f"checkpoint: {result['checkpoint']}")
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from `fan-edge train`.")],
+    frames: FramesOpt = None,
+    data: Annotated[str | None, typer.Option(help="Default: the run's validation data.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 32,
+) -> None:
+    """Top-1/top-5 per frame count, each served by the nearest sub-network."""
+    from fan_edge.train.api import evaluate_checkpoint
+
+    report = evaluate_checkpoint(checkpoint, frames or [2, 4, 6, 8, 12, 16, 20], data, batch_size)
+    rows = [[n, r["subnet_frames"], r["top1"], r["top5"], r["num_clips"]]
+            for n, r in report["results"].items()]  # fmt: skip
+    cols = ["frames", "sub-network", "top-1 %", "top-5 %", "clips"]
+    console.print(_table(f"{checkpoint} on {report['data']}", cols, rows))
+    if json_out:
+        from fan_edge.fileio import write_json
+
+        write_json(json_out, report)
+        console.print(f"wrote {json_out}")
+
+
+@app.command()
+def flops(
+    preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.r50,
+    frames: FramesOpt = None,
+    size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).")] = None,
+    classes: Annotated[int, typer.Option(help="Number of classes (Sth-Sth V1: 174).")] = 174,
+    checkpoint: Annotated[Path | None, typer.Option(help="Use this checkpoint's model.")] = None,
+) -> None:
+    """Parameters and GFLOPs (multiply-adds) of each sub-network, as the paper counts them."""
+    from fan_edge.train.api import model_costs
+
+    report = model_costs(preset.value, frames, size, classes, checkpoint)
+    rows = [[c["frames"], f"{c['gflops']:.3f}", f"{c['params'] / 1e6:.3f}M"]
+            for c in report["subnets"]]  # fmt: skip
+    console.print(_table(report["title"], ["frames", "GFLOPs", "params"], rows))
+    console.print(
+        f"FAN total params {report['total_params'] / 1e6:.3f}M; private to sub-networks "
+        f"{report['private_params'] / 1e3:.1f}K ({report['private_pct']:.2f}% of the backbone)"
+    )
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],
+    num_videos: Annotated[int, typer.Option(help="Number of clips.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed (clips are a pure function of it).")] = 0,
+    size: Annotated[int, typer.Option(help="Frame size in pixels.")] = 32,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Write the synthetic temporal-action dataset as real .mp4 files + annotations.csv."""
+    from fan_edge.data.export import write_synthetic
+
+    path = write_synthetic(out, num_videos=num_videos, seed=seed, size=size, overwrite=overwrite)
+    console.print(f"wrote {num_videos} videos and {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 4,
+) -> None:
+    """End to end on built-in synthetic data with the tiny model: train, evaluate."""
+    from fan_edge.demo import run_demo
+
+    run_demo(out, epochs=epochs, console=console)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit code 1."""
+    args = expand_multi_value_options(sys.argv[1:] if argv is None else list(argv))
+    try:
+        app(args=args, prog_name="fan-edge")
+    except FanEdgeError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

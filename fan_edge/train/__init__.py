@@ -1,0 +1,1 @@
+"""Training: losses per mode, the loop, checkpoints."""

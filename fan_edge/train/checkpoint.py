@@ -1,0 +1,47 @@
+"""One checkpoint file: weights + model/training config + class names (+ resume state).
+
+Only tensors, numbers, strings, lists, tuples and dicts go in, so it loads with
+`torch.load(weights_only=True)`: opening a checkpoint never runs pickled code.
+"""
+
+from pathlib import Path
+
+import torch
+
+from fan_edge.config import ModelConfig
+from fan_edge.errors import FanEdgeError
+from fan_edge.fileio import atomic_path
+from fan_edge.models import FrameAdaptiveNet, build_model
+
+FORMAT = "fan-edge-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, **content) -> None:
+    """Write `content` (must hold model_config, classes, state_dict) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **content}, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FanEdgeError(f"no such checkpoint: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FanEdgeError(f"cannot load checkpoint {path}: {first}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise FanEdgeError(f"{path} is not a fan-edge checkpoint (made by `fan-edge train`)")
+    if ckpt.get("version", 0) > VERSION:
+        raise FanEdgeError(f"{path} has checkpoint version {ckpt['version']}; upgrade fan-edge")
+    return ckpt
+
+
+def load_model(path: str | Path) -> tuple[FrameAdaptiveNet, dict]:
+    """Rebuild the model of a checkpoint in eval mode; returns (model, checkpoint dict)."""
+    ckpt = load_checkpoint(path)
+    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt

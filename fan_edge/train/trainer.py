@@ -1,0 +1,208 @@
+"""The training loop: one FAN checkpoint (or a standard model), DDP-ready.
+
+Under `torchrun` each process trains on its shard (DistributedDataParallel, gloo on CPU,
+nccl on GPU); rank 0 validates, writes checkpoints and metrics. Without it, one process.
+"""
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from fan_edge.config import ModelConfig, TrainConfig
+from fan_edge.data.datasets import ClipDataset
+from fan_edge.errors import FanEdgeError
+from fan_edge.evaluate import evaluate
+from fan_edge.fileio import write_json
+from fan_edge.models import FrameAdaptiveNet, build_model
+from fan_edge.train.checkpoint import load_checkpoint, save_checkpoint
+from fan_edge.train.losses import cross_entropy_all, mutual_distillation
+
+# mode -> loss over the per-sub-network logits (low to high frame count)
+LOSSES = {
+    "fan": mutual_distillation,
+    "standard": cross_entropy_all,
+}
+
+
+class TrainStep(nn.Module):
+    """One forward of every sub-network on its own sampling, and the mode's loss.
+
+    Wrapping this (not the model) in DDP keeps one DDP forward per backward.
+    """
+
+    def __init__(self, model: FrameAdaptiveNet, loss_fn, lam: float):
+        super().__init__()
+        self.model, self.loss_fn, self.lam = model, loss_fn, lam
+
+    def forward(self, clips: list[torch.Tensor], target: torch.Tensor):
+        logits = [self.model(c, subnet=i) for i, c in enumerate(clips)]
+        return self.loss_fn(logits, target, self.lam), logits
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> DistEnv:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if world > 1:
+        if cuda:
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        return DistEnv(dist.get_rank(), world, device)
+    return DistEnv(0, 1, device)
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    warm = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    total = cfg.epochs * steps_per_epoch
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return f
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    train_source,
+    val_source,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    max_steps: int | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Train and write `out_dir/checkpoint.pt` and `out_dir/metrics.json`; return metrics."""
+    if train_cfg.mode not in LOSSES:
+        raise FanEdgeError(f"unknown mode {train_cfg.mode!r}: choose one of {', '.join(LOSSES)}")
+    if train_cfg.mode == "standard" and len(model_cfg.frames) != 1:
+        raise FanEdgeError("mode 'standard' trains one frame count: pass a single --frames N")
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    env = setup_distributed()
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_cfg).to(env.device)
+    step_module = TrainStep(model, LOSSES[train_cfg.mode], train_cfg.kd_lambda)
+    if env.world > 1:
+        step_module = DistributedDataParallel(step_module)
+
+    ds = ClipDataset(train_source, model_cfg.frames, model_cfg.input_size, model_cfg.mean,
+                     model_cfg.std, train=True, seed=train_cfg.seed)  # fmt: skip
+    sampler = DistributedSampler(ds, seed=train_cfg.seed) if env.world > 1 else None
+    gen = torch.Generator().manual_seed(train_cfg.seed)
+    loader = DataLoader(ds, batch_size=train_cfg.batch_size, shuffle=sampler is None,
+                        sampler=sampler, num_workers=train_cfg.workers, drop_last=len(ds) >
+                        train_cfg.batch_size * env.world, generator=gen)  # fmt: skip
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": train_cfg.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=train_cfg.lr, momentum=train_cfg.momentum, nesterov=True,
+    )  # fmt: skip
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(train_cfg, len(loader)))
+
+    history, start_epoch = [], 0
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["model_config"] != model_cfg.to_dict():
+            raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
+                               "resume with the same options or choose a new --out")  # fmt: skip
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, history = ckpt["epoch"], list(ckpt["metrics"])
+        if env.main and not quiet:
+            print(f"resuming {ckpt_path} after epoch {start_epoch}")
+
+    classes = list(train_source.classes)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                        disable=quiet or not env.main, transient=True)  # fmt: skip
+    steps = 0
+    with progress:
+        for epoch in range(start_epoch, train_cfg.epochs):
+            ds.set_epoch(epoch)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            model.train()
+            t0, loss_sum, seen = time.time(), 0.0, 0
+            task = progress.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}",
+                                     total=len(loader), info="")  # fmt: skip
+            for clips, y in loader:
+                clips = [c.to(env.device, non_blocking=True) for c in clips]
+                y = y.to(env.device)
+                loss, _ = step_module(clips, y)
+                if not torch.isfinite(loss):
+                    raise FanEdgeError(f"loss became {loss.item()} at epoch {epoch + 1}; "
+                                       "lower --lr")  # fmt: skip
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.item() * len(y)
+                seen += len(y)
+                progress.update(task, advance=1, info=f"loss {loss_sum / seen:.3f}")
+                steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    break
+            progress.remove_task(task)
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
+                      "lr": sched.get_last_lr()[0], "seconds": time.time() - t0}  # fmt: skip
+            if env.main:
+                if val_source is not None:
+                    val = evaluate(model, val_source, model.frames, model_cfg,
+                                   device=env.device, progress=progress)  # fmt: skip
+                    record["val"] = {str(n): r for n, r in val.items()}
+                history.append(record)
+                save_checkpoint(
+                    ckpt_path,
+                    model_config=model_cfg.to_dict(),
+                    train_config=train_cfg.to_dict(),
+                    classes=classes,
+                    state_dict=model.state_dict(),
+                    optimizer=opt.state_dict(),
+                    scheduler=sched.state_dict(),
+                    epoch=epoch + 1,
+                    metrics=history,
+                )
+                write_json(out_dir / "metrics.json", {"model_config": model_cfg.to_dict(),
+                           "train_config": train_cfg.to_dict(), "epochs": history})  # fmt: skip
+                if not quiet:
+                    progress.console.print(_epoch_line(record))
+            if env.world > 1:
+                dist.barrier()
+            if max_steps is not None and steps >= max_steps:
+                break
+    if env.world > 1:
+        dist.destroy_process_group()
+    return {"epochs": history, "checkpoint": str(ckpt_path)}
+
+
+def _epoch_line(r: dict) -> str:
+    val = "  ".join(f"{n}F {v['top1']:.1f}%" for n, v in r.get("val", {}).items())
+    return f"epoch {r['epoch']}: loss {r['train_loss']:.3f}  val top-1 {val}  ({r['seconds']:.0f}s)"
