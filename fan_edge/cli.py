@@ -160,6 +160,45 @@ def flops(
     )
 
 
+class Engine(str, Enum):
+    trt = "trt"
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from `fan-edge train`.")],
+    frames: FramesOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Bundle folder (default models/<run>).")] = None,
+    fold: Annotated[bool, typer.Option(help="Standalone graphs, norms folded (no sharing).")] = (
+        False
+    ),
+    engine: Annotated[Engine | None, typer.Option(help="Also build engines (trt).")] = None,
+    fp16: Annotated[bool, typer.Option(help="TensorRT: build fp16 engines.")] = False,
+    strip: Annotated[bool, typer.Option(help="TensorRT: weight-stripped plans.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
+) -> None:
+    """Split a FAN checkpoint into per-frame-count ONNX graphs sharing one weights file."""
+    from exporters import export as export_bundle
+    from fan_edge.bundle import Bundle
+
+    out = out or Path("models") / checkpoint.resolve().parent.name
+    path = export_bundle(checkpoint, frames or [4, 8, 16], out, engine=engine and engine.value,
+                         fold=fold, fp16=fp16, strip=strip, overwrite=overwrite,
+                         log=console.print)  # fmt: skip
+    show_bundle(Bundle(path))
+
+
+def show_bundle(bundle) -> None:
+    rows = [[s.frames, s.trained_frames, f"{s.gflops:.3f}", s.file] for s in bundle.subnetworks]
+    console.print(_table(f"bundle {bundle.path} ({bundle.manifest['weights']} weights)",
+                         ["frames", "sub-network", "GFLOPs", "graph"], rows))  # fmt: skip
+    files = bundle.manifest["files"]
+    total = sum(f["bytes"] for f in files.values())
+    sizes = [[name, f"{rec['bytes'] / 1e6:.3f} MB"] for name, rec in files.items()]
+    sizes.append(["total", f"{total / 1e6:.3f} MB"])
+    console.print(_table("files", ["file", "size"], sizes))
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],

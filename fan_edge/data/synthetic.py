@@ -55,13 +55,13 @@ def _pose(label: int, s: float, amp: float, turn: float) -> Pose:
     elif name == "rotating counter-clockwise":
         rot = -turn * s
     elif name == "growing":
-        scale = 0.6 + 0.8 * s
+        scale = 0.7 + 0.6 * s
     elif name == "shrinking":
-        scale = 1.4 - 0.8 * s
+        scale = 1.3 - 0.6 * s
     elif name == "fading in":
-        alpha = 0.1 + 0.9 * s
+        alpha = 0.3 + 0.7 * s
     elif name == "fading out":
-        alpha = 1.0 - 0.9 * s
+        alpha = 1.0 - 0.7 * s
     elif name == "right and back":
         dx = amp * back
     elif name == "up and back":
@@ -80,7 +80,7 @@ class SyntheticActions:
     num_videos: int
     seed: int = 0
     size: int = 32
-    noise: float = 20.0
+    noise: float = 28.0
     min_frames: int = 24
     max_frames: int = 40
 
@@ -111,7 +111,7 @@ class SyntheticActions:
         # The action occupies 30-60% of the clip, anywhere in it.
         dur = rng.uniform(0.3, 0.6) * length
         start = rng.uniform(0, length - dur)
-        amp, turn = rng.uniform(0.2, 0.35) * s, rng.uniform(math.pi / 2, math.pi)
+        amp, turn = rng.uniform(0.15, 0.3) * s, rng.uniform(math.pi / 3, 2 * math.pi / 3)
         radius = rng.uniform(0.13, 0.2) * s
         # An arrow-like polygon: asymmetric, so rotation direction is visible.
         shape = np.array([[1.0, 0.0], [-0.6, 0.7], [-0.2, 0.0], [-0.6, -0.7]]) * radius
