@@ -17,7 +17,9 @@ from fan_edge.models.layers import TemporalShift, WeightAlteration
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, TemporalShift | WeightAlteration) or super().is_leaf_module(m, qualname)
+        return isinstance(m, TemporalShift | WeightAlteration) or super().is_leaf_module(
+            m, qualname
+        )
 
 
 def fold_subnetwork(net: nn.Module) -> fx.GraphModule:

@@ -197,7 +197,9 @@ def _verify(path: Path, net: torch.nn.Module, frames: int, size: int, tol: float
     try:
         onnx.checker.check_model(str(path), full_check=False)
     except onnx.checker.ValidationError as e:
-        raise FanEdgeError(f"{path.name} fails the ONNX checker: {str(e).splitlines()[0]}") from None
+        raise FanEdgeError(
+            f"{path.name} fails the ONNX checker: {str(e).splitlines()[0]}"
+        ) from None
     x = torch.randn(2, frames, 3, size, size, generator=torch.Generator().manual_seed(frames))
     with torch.no_grad():
         want = net.eval()(x).numpy()
@@ -239,16 +241,26 @@ def _manifest(cfg: ModelConfig, ckpt: dict, checkpoint, records: list, fold: boo
             "sampling": "tsn-center",
             "sampling_rule": "split the video into T equal segments; take each one's middle frame",
         },
-        "output": {"name": OUTPUT, "shape": ["batch", cfg.num_classes],
-                   "meaning": "logits averaged over frames; softmax gives probabilities"},
+        "output": {
+            "name": OUTPUT,
+            "shape": ["batch", cfg.num_classes],
+            "meaning": "logits averaged over frames; softmax gives probabilities",
+        },
         "weights": "folded" if fold else "shared",
         "weights_file": None if fold else WEIGHTS,
         "subnetworks": records,
         "opset": OPSET,
-        "source": {"checkpoint": Path(checkpoint).name, "sha256": sha256_file(checkpoint),
-                   "epoch": ckpt.get("epoch")},  # fmt: skip
-        "versions": {"fan_edge": fan_edge.__version__, "torch": torch.__version__,
-                     "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+        "source": {
+            "checkpoint": Path(checkpoint).name,
+            "sha256": sha256_file(checkpoint),
+            "epoch": ckpt.get("epoch"),
+        },  # fmt: skip
+        "versions": {
+            "fan_edge": fan_edge.__version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
         "notes": {"execution_providers": EP_NOTES},
         "engines": [],
     }

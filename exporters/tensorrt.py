@@ -46,8 +46,10 @@ def build_engine(onnx_path: Path, plan_path: Path, *, frames: int, size: int, fp
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     if fp16:
         if _major(trt) >= 11:  # precision flags were removed: networks are strongly typed
-            raise FanEdgeError("TensorRT 11 builds fp16 only from an fp16 ONNX graph; "
-                               "export without --fp16 or convert the bundle to fp16 first")
+            raise FanEdgeError(
+                "TensorRT 11 builds fp16 only from an fp16 ONNX graph; "
+                "export without --fp16 or convert the bundle to fp16 first"
+            )
         config.set_flag(trt.BuilderFlag.FP16)
     if strip:
         if _major(trt) < 10:

@@ -45,7 +45,9 @@ def external_locations(onnx_path: Path) -> set[str]:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as e:
-        raise FanEdgeError(f"{onnx_path} is not a readable ONNX graph ({type(e).__name__})") from None
+        raise FanEdgeError(
+            f"{onnx_path} is not a readable ONNX graph ({type(e).__name__})"
+        ) from None
     out = set()
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
@@ -76,7 +78,9 @@ class Bundle:
         try:
             self.manifest = json.loads(mpath.read_text())
         except json.JSONDecodeError as e:
-            raise FanEdgeError(f"{mpath} is not valid JSON ({e.msg}): re-export the bundle") from None
+            raise FanEdgeError(
+                f"{mpath} is not valid JSON ({e.msg}): re-export the bundle"
+            ) from None
         m = self.manifest
         if m.get("schema") != SCHEMA:
             raise FanEdgeError(f"{mpath} is not a fan-edge bundle manifest")
@@ -112,8 +116,10 @@ class Bundle:
         for s in self.subnetworks:
             for location in external_locations(self.path / s.file):
                 if not inside(self.path, location) or location not in files:
-                    raise FanEdgeError(f"{self.path}: {s.file} reads weights from {location!r}, "
-                                       "outside the bundle's listed files; refusing to load it")
+                    raise FanEdgeError(
+                        f"{self.path}: {s.file} reads weights from {location!r}, "
+                        "outside the bundle's listed files; refusing to load it"
+                    )
 
     def subnetwork_for(self, num_frames: int) -> Subnetwork:
         """The graph for `num_frames` frames: exact if exported, else the nearest."""

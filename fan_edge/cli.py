@@ -199,6 +199,57 @@ def show_bundle(bundle) -> None:
     console.print(_table("files", ["file", "size"], sizes))
 
 
+class BackendName(str, Enum):
+    auto = "auto"
+    trt = "trt"
+    ort_trt = "ort-trt"
+    ort_cuda = "ort-cuda"
+    ort_cpu = "ort-cpu"
+
+
+DEFAULT_BUNDLE = Path("models/demo")
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(help="Videos or folders of frames.")],
+    budget: Annotated[str | None, typer.Option(help="20gflops, 15ms, 0.015s or 8frames.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).")] = None,
+    bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
+    backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
+    top_k: Annotated[int, typer.Option(help="Labels to show.")] = 5,
+    allow_over_budget: Annotated[bool, typer.Option(help="Run the cheapest if none fits.")] = (
+        False
+    ),
+    eager: Annotated[bool, typer.Option(help="Load every sub-network up front.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
+) -> None:
+    """Classify videos with the sub-network that fits the budget. Needs no PyTorch."""
+    from fan_edge.runtime import Predictor
+
+    if not bundle.exists() and bundle == DEFAULT_BUNDLE:
+        raise FanEdgeError(f"no bundle at {bundle}: run `make demo` (it exports one) or pass "
+                           "--bundle")  # fmt: skip
+    predictor = Predictor(bundle, backend=backend.value, eager=eager)
+    results = [predictor.predict(p, budget=budget, frames=frames, top_k=top_k,
+                                 allow_over_budget=allow_over_budget) for p in inputs]  # fmt: skip
+    if json_out:
+        import json
+
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    for r in results:
+        console.print(f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}; "
+                      f"{r.input_frames} frames decoded in {r.decode_ms:.1f} ms, inference "
+                      f"{r.infer_ms:.1f} ms ({r.gflops:.3g} GFLOPs)")  # fmt: skip
+        rows = [
+            [i + 1, label, f"{p:.3f}"]
+            for i, (label, p) in enumerate(zip(r.labels, r.probs, strict=True))
+        ]
+
+        console.print(_table(f"{r.frames}-frame sub-network", ["#", "label", "prob"], rows))
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],

@@ -5,21 +5,42 @@ from pathlib import Path
 from rich.console import Console
 
 
-def run_demo(out: Path, *, epochs: int = 4, console: Console | None = None) -> dict:
+def run_demo(out: Path, *, epochs: int = 4, bundle: Path = Path("models/demo"),
+             console: Console | None = None) -> dict:  # fmt: skip
+    from exporters import export
+    from fan_edge.bundle import Bundle
+    from fan_edge.data.synthetic import SyntheticActions
+    from fan_edge.data.video import write_video
+    from fan_edge.runtime import Predictor
     from fan_edge.train.api import evaluate_checkpoint, train_from_options
 
     console = console or Console()
     out = Path(out)
-    console.rule("1/2  train a tiny FAN (4/8/16 frames) on synthetic clips")
+    console.rule("1/4  train a tiny FAN (4/8/16 frames) on synthetic clips")
     result = train_from_options(
         out=out / "fan", data="synthetic", val=None, mode="fan", preset="tiny", frames=None,
         epochs=epochs, batch_size=16, lr=0.05, kd_lambda=1.0, seed=0, num_videos=600,
         num_val=200, resume=False,
     )  # fmt: skip
     ckpt = Path(result["checkpoint"])
-    console.rule("2/2  evaluate at every frame count (nearest sub-network)")
+    console.rule("2/4  evaluate at every frame count (nearest sub-network)")
     report = evaluate_checkpoint(ckpt, [2, 4, 6, 8, 12, 16, 20])
     for n, r in report["results"].items():
         console.print(f"  {n:>2} frames -> {r['subnet_frames']:>2}F sub-network: "
                       f"top-1 {r['top1']:5.1f}%")  # fmt: skip
-    return {"checkpoint": ckpt, "eval": report}
+    console.rule(f"3/4  export the 4/8/16 sub-networks to {bundle} (shared weights)")
+    export(ckpt, [4, 8, 16], bundle, overwrite=True, log=console.print)
+    from fan_edge.cli import show_bundle
+
+    show_bundle(Bundle(bundle))
+    console.rule("4/4  fan-edge run on a generated video under a 0.1 GFLOPs budget")
+    clips = SyntheticActions(num_videos=1, seed=12345)
+    video = out / "example.mp4"
+    write_video(video, clips.render(0))
+    pred = Predictor(bundle).predict(video, budget="0.1gflops", top_k=3)
+    console.print(f"  {video}: true label '{clips.classes[clips.label(0)]}'")
+    console.print(f"  decision: {pred.reason} (backend {pred.backend})")
+    for label, p in zip(pred.labels, pred.probs, strict=True):
+        console.print(f"    {p:6.3f}  {label}")
+    console.print(f"  same thing from the shell: fan-edge run {video} --budget 0.1gflops")
+    return {"checkpoint": ckpt, "eval": report, "bundle": bundle, "prediction": pred}

@@ -4,8 +4,9 @@ Each clip shows one asymmetric polygon doing one action during a random sub-inte
 the clip (still before and after), over a noisy background with a distracting dot that
 drifts on its own. Classes come in mirrored pairs (left/right, cw/ccw, grow/shrink, fade
 in/out, A-then-B vs B-then-A) so a single frame, or frames out of order, cannot tell them
-apart; out-and-back motions need enough frames to catch the return. Every clip is a pure
-function of (seed, index).
+apart. Out-and-back motions (and two-phase ones) start and end in the same pose, so only
+frames sampled *during* the short action tell them apart: the more frames, the better.
+Every clip is a pure function of (seed, index).
 """
 
 import math
@@ -29,6 +30,13 @@ CLASSES: tuple[str, ...] = (
     "up and back",
     "right then up",
     "up then right",
+    "left and back",
+    "down and back",
+    "pulsing",
+    "blinking",
+    "turning and back",
+    "left then down",
+    "down then left",
 )
 
 
@@ -70,6 +78,20 @@ def _pose(label: int, s: float, amp: float, turn: float) -> Pose:
         dx, dy = amp * first, -amp * second
     elif name == "up then right":
         dx, dy = amp * second, -amp * first
+    elif name == "left and back":
+        dx = -amp * back
+    elif name == "down and back":
+        dy = amp * back
+    elif name == "pulsing":
+        scale = 1.0 + 0.4 * back
+    elif name == "blinking":
+        alpha = 1.0 - 0.7 * back
+    elif name == "turning and back":
+        rot = turn * back
+    elif name == "left then down":
+        dx, dy = -amp * first, amp * second
+    elif name == "down then left":
+        dx, dy = -amp * second, amp * first
     return dx, dy, rot, scale, alpha
 
 
@@ -108,8 +130,8 @@ class SyntheticActions:
         label = int(rng.integers(len(CLASSES)))
         length = int(rng.integers(self.min_frames, self.max_frames + 1))
         s = self.size
-        # The action occupies 30-60% of the clip, anywhere in it.
-        dur = rng.uniform(0.3, 0.6) * length
+        # The action occupies 20-45% of the clip, anywhere in it: few frames may see it.
+        dur = rng.uniform(0.2, 0.45) * length
         start = rng.uniform(0, length - dur)
         amp, turn = rng.uniform(0.15, 0.3) * s, rng.uniform(math.pi / 3, 2 * math.pi / 3)
         radius = rng.uniform(0.13, 0.2) * s

@@ -1,0 +1,222 @@
+"""The torch-free runtime: budgets, selection, video input, CLI/API/PyTorch agreement."""
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fan_edge import FanEdgeError
+from fan_edge.bundle import Bundle
+from fan_edge.runtime import Budget, Predictor, choose_subnetwork, parse_budget
+from fan_edge.runtime.profile import device_name, profile_key, write_profile
+
+
+@pytest.mark.parametrize("text,kind,value", [
+    ("20gflops", "gflops", 20), ("20GFLOPs", "gflops", 20), ("0.5 GFLOPS", "gflops", 0.5),
+    ("1tflops", "gflops", 1000), ("15ms", "latency", 15), ("0.015s", "latency", 15),
+    ("250us", "latency", 0.25), ("8frames", "frames", 8), ("1frame", "frames", 1),
+])  # fmt: skip
+def test_budget_forms(text, kind, value):
+    b = parse_budget(text)
+    assert b.kind == kind and b.value == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["", "20", "gflops", "20 parsecs", "-5ms", "0ms", "1.5frames",
+                                  "15 m s", "ms15", "20gflops!", "nan ms"])  # fmt: skip
+def test_bad_budgets_list_the_accepted_forms(text):
+    with pytest.raises(FanEdgeError, match="20gflops|positive|whole") as e:
+        parse_budget(text)
+    assert "\n" not in str(e.value)
+
+
+class _FakeBundle:
+    """Just the parts of a Bundle that selection reads."""
+
+    def __init__(self, costs):
+        from fan_edge.bundle import Subnetwork
+
+        self.subnetworks = [Subnetwork(n, n, f"fan_{n}f.onnx", g, 1) for n, g in costs.items()]
+        self.frames = tuple(costs)
+        self.path = "b"
+
+    subnetwork_for = Bundle.subnetwork_for
+
+
+BUNDLE = _FakeBundle({4: 16.4, 8: 32.8, 16: 65.5})
+
+
+@pytest.mark.parametrize("budget,frames", [
+    ("16.4gflops", 4), ("32.79gflops", 4), ("32.8gflops", 8), ("65.4gflops", 8),
+    ("65.5gflops", 16), ("1tflops", 16),
+])  # fmt: skip
+def test_flops_budget_picks_the_largest_that_fits(budget, frames):
+    assert choose_subnetwork(BUNDLE, parse_budget(budget)).subnetwork.frames == frames
+
+
+def test_nothing_fits_names_the_cheapest_option():
+    with pytest.raises(FanEdgeError, match="cheapest sub-network is 4 frames at 16.4 GFLOPs"):
+        choose_subnetwork(BUNDLE, parse_budget("10gflops"))
+    c = choose_subnetwork(BUNDLE, parse_budget("10gflops"), allow_over_budget=True)
+    assert c.subnetwork.frames == 4 and c.over_budget
+
+
+def test_latency_budget_uses_the_profile_with_exact_boundaries():
+    lat = {4: 5.0, 8: 9.5, 16: 20.0}
+    pick = lambda s: choose_subnetwork(BUNDLE, parse_budget(s), latency_ms=lat).subnetwork.frames  # noqa: E731
+    assert [pick(s) for s in ("5ms", "9.4ms", "9.5ms", "0.02s", "1s")] == [4, 4, 8, 16, 16]
+    with pytest.raises(FanEdgeError, match="cheapest sub-network is 4 frames at 5 ms"):
+        pick("4ms")
+    with pytest.raises(FanEdgeError, match="fan-edge bench"):
+        choose_subnetwork(BUNDLE, parse_budget("5ms"))
+
+
+@pytest.mark.parametrize("n,frames", [(1, 4), (6, 8), (8, 8), (12, 16), (40, 16)])
+def test_frames_budget_uses_the_nearest_graph(n, frames):
+    assert choose_subnetwork(BUNDLE, Budget("frames", n)).subnetwork.frames == frames
+
+
+def test_latency_profile_round_trips_through_the_bundle(tiny_bundle, tmp_path, example_video):
+    b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    key = profile_key(device_name("ort-cpu"), "ort-cpu")
+    write_profile(b, key, {"subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0},
+                                           "16": {"p50_ms": 4.0}}})  # fmt: skip
+    Bundle(b.path)  # the profile file does not break the integrity check
+    p = Predictor(b.path, backend="ort-cpu")
+    assert p.predict(example_video, budget="3ms").frames == 8
+    assert p.predict(example_video, budget="4ms").frames == 16
+
+
+def test_profile_of_another_device_is_not_used_silently(tiny_bundle, tmp_path, example_video):
+    b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    write_profile(b, profile_key("Jetson AGX Orin", "trt", "fp16"),
+                  {"subnetworks": {"4": {"p50_ms": 1.0}}})  # fmt: skip
+    with pytest.raises(FanEdgeError, match="measured elsewhere.*fan-edge bench"):
+        Predictor(b.path, backend="ort-cpu").predict(example_video, budget="3ms")
+
+
+def test_cli_api_and_pytorch_agree(tiny_bundle, tiny_checkpoint, example_video, cli):
+    import torch
+
+    from fan_edge.runtime.inputs import read_input
+    from fan_edge.train.checkpoint import load_model
+
+    api = Predictor(tiny_bundle).predict(example_video, budget="0.08gflops", top_k=3)
+    assert api.frames == 8 and api.trained_frames == 8
+    code, out, err = cli("run", example_video, "--bundle", tiny_bundle, "--budget", "0.08gflops",
+                         "--top-k", "3", "--json")  # fmt: skip
+    assert code == 0, err
+    cli_result = json.loads(out)[0]
+    assert cli_result["labels"] == api.labels
+    assert np.allclose(cli_result["probs"], api.probs)
+    model, _ = load_model(tiny_checkpoint)
+    frames, _, _ = read_input(example_video, 8)
+    clip = torch.from_numpy(Predictor(tiny_bundle).preprocess(frames))
+    with torch.no_grad():
+        p = model(clip).softmax(1)[0]
+    top = p.argsort(descending=True)[:3]
+    assert [model_classes(tiny_bundle)[i] for i in top] == api.labels
+    assert np.allclose(p[top].numpy(), api.probs, atol=1e-5)
+
+
+def model_classes(bundle):
+    return Bundle(bundle).classes
+
+
+def test_runtime_never_imports_torch(tiny_bundle, example_video):
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch now fails
+from fan_edge.cli import main
+try:
+    main(["run", {str(example_video)!r}, "--bundle", {str(tiny_bundle)!r}, "--budget", "8frames"])
+except SystemExit as e:
+    assert e.code in (0, None), e.code
+from fan_edge.runtime import Predictor
+Predictor({str(tiny_bundle)!r}, eager=True).predict({str(example_video)!r}, budget="1gflops")
+assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def _one_frame_video(path):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
+    w.write(np.zeros((32, 32, 3), np.uint8))
+    w.release()
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("text", "cannot decode"), ("empty", "cannot decode|no decodable"),
+    ("corrupt", "cannot decode|no decodable"), ("one_frame", "only 1 frame"),
+    ("missing", "no such video"),
+])  # fmt: skip
+def test_bad_videos_give_one_line_errors(kind, message, tiny_bundle, example_video, tmp_path, cli):
+    path = tmp_path / "bad.mp4"
+    if kind == "text":
+        path.write_text("just some notes, not a video\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "corrupt":
+        raw = bytearray(example_video.read_bytes())
+        path.write_bytes(bytes(raw[:48]) + bytes(len(raw) - 48))  # header kept, data zeroed
+    elif kind == "one_frame":
+        _one_frame_video(path)
+    code, out, err = cli("run", path, "--bundle", tiny_bundle, "--budget", "1gflops")
+    assert code == 1, (out, err)
+    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_wrong_header_frame_count_still_samples_correctly(tmp_path):
+    """An AVI whose header claims 60 frames but holds 20: sampling uses the real 20."""
+    from fan_edge.runtime.inputs import read_input
+
+    path = tmp_path / "liar.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    for i in range(20):
+        w.write(np.full((32, 32, 3), i * 12, np.uint8))
+    w.release()
+    raw = bytearray(path.read_bytes())
+    raw[48:52] = struct.pack("<I", 60)  # avih.dwTotalFrames
+    strh = raw.find(b"strh")
+    raw[strh + 40 : strh + 44] = struct.pack("<I", 60)  # strh.dwLength
+    path.write_bytes(bytes(raw))
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 60  # the header lies
+    frames, total, _ = read_input(path, 4)
+    assert total == 20
+    # segment centres of 20 frames: 2, 7, 12, 17 -> grey levels 24, 84, 144, 204
+    assert np.allclose(frames[:, 0, 0, 0], [24, 84, 144, 204], atol=3)
+
+
+def test_folder_of_frames_and_several_inputs(tiny_bundle, example_video, tmp_path, cli):
+    from fan_edge.data.synthetic import SyntheticActions
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(SyntheticActions(1, seed=7).render(0)):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    code, out, err = cli("run", example_video, folder, "--bundle", tiny_bundle, "--frames", "4",
+                         "--json")  # fmt: skip
+    assert code == 0, err
+    results = json.loads(out)
+    assert len(results) == 2 and all(r["frames"] == 4 for r in results)
+    assert results[1]["input_frames"] == results[0]["input_frames"]
+
+
+def test_eager_loading_and_shared_weights_give_the_same_answer(tiny_bundle, example_video):
+    a = Predictor(tiny_bundle, eager=True).predict(example_video, frames=16)
+    b = Predictor(tiny_bundle, share_weights=False).predict(example_video, frames=16)
+    assert a.labels == b.labels and np.allclose(a.probs, b.probs, atol=1e-5)
+
+
+def test_missing_backend_is_a_clear_error(tiny_bundle):
+    with pytest.raises(FanEdgeError, match="no CUDAExecutionProvider|fan-edge\\[gpu\\]"):
+        Predictor(tiny_bundle, backend="ort-cuda", eager=True)
