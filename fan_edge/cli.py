@@ -70,11 +70,21 @@ FramesOpt = Annotated[
 
 def _table(title: str, columns: list[str], rows: list[list]) -> Table:
     t = Table(title=title)
-    for c in columns:
-        t.add_column(c, justify="right" if c != columns[0] else "left")
-    for r in rows:
-        t.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r])
+    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    for i, c in enumerate(columns):
+        numeric = all(_is_number(r[i].rstrip("MB% ")) for r in cells)
+        t.add_column(c, justify="right" if numeric else "left")
+    for r in cells:
+        t.add_row(*r)
     return t
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @app.command()
@@ -91,7 +101,7 @@ def train(
     frames: FramesOpt = None,
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Clips per step (per process).")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.05,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.")] = 0,
     num_videos: Annotated[int, typer.Option(help="Synthetic training videos.")] = 2000,
@@ -250,6 +260,39 @@ def run(
         console.print(_table(f"{r.frames}-frame sub-network", ["#", "label", "prob"], rows))
 
 
+@app.command("bench")
+def bench_(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder.")] = DEFAULT_BUNDLE,
+    backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
+    batch: Annotated[int, typer.Option(help="Clips per run.")] = 1,
+    iters: Annotated[int, typer.Option(help="Timed runs per sub-network.")] = 20,
+    video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
+    save: Annotated[bool, typer.Option(help="Write the profile into the bundle.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+) -> None:
+    """Latency of each sub-network on this device; saves the profile `--budget 15ms` uses."""
+    from rich.progress import Progress
+
+    from fan_edge.runtime.bench import bench
+
+    with Progress(transient=True, disable=json_out) as progress:
+        prof = bench(bundle, backend=backend.value, batch=batch, iters=iters, video=video,
+                     save=save, progress=progress)  # fmt: skip
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(prof, indent=2))
+        return
+    rows = [[n, f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
+             f"{r['clips_per_s']:.1f}", f"{r['frames_per_s']:.0f}",
+             f"{r['with_decode']['p50_ms']:.2f}"] for n, r in prof["subnetworks"].items()]  # fmt: skip
+    cols = ["frames", "p50 ms", "p90 ms", "p99 ms", "clips/s", "frames/s", "p50 ms +decode"]
+    console.print(_table(f"{prof['device']} | {prof['backend']} | batch {batch}", cols, rows))
+    console.print(f"peak RSS {prof['peak_rss_mb']:.0f} MB")
+    if save:
+        console.print(f"profile saved to {prof['saved_to']}: `fan-edge run --budget 15ms` uses it")
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],
@@ -268,7 +311,7 @@ def synth(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 4,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 6,
 ) -> None:
     """End to end on built-in synthetic data with the tiny model: train, evaluate."""
     from fan_edge.demo import run_demo

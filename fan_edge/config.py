@@ -66,7 +66,7 @@ class TrainConfig:
     mode: str = "fan"
     epochs: int = 10
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5

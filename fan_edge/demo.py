@@ -5,7 +5,7 @@ from pathlib import Path
 from rich.console import Console
 
 
-def run_demo(out: Path, *, epochs: int = 4, bundle: Path = Path("models/demo"),
+def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
              console: Console | None = None) -> dict:  # fmt: skip
     from exporters import export
     from fan_edge.bundle import Bundle
@@ -19,7 +19,7 @@ def run_demo(out: Path, *, epochs: int = 4, bundle: Path = Path("models/demo"),
     console.rule("1/4  train a tiny FAN (4/8/16 frames) on synthetic clips")
     result = train_from_options(
         out=out / "fan", data="synthetic", val=None, mode="fan", preset="tiny", frames=None,
-        epochs=epochs, batch_size=16, lr=0.05, kd_lambda=1.0, seed=0, num_videos=600,
+        epochs=epochs, batch_size=16, lr=0.1, kd_lambda=1.0, seed=0, num_videos=800,
         num_val=200, resume=False,
     )  # fmt: skip
     ckpt = Path(result["checkpoint"])

@@ -55,7 +55,7 @@ def choose_subnetwork(
     latency_ms: dict[int, float] | None = None,
     allow_over_budget: bool = False,
 ) -> Choice:
-    """The largest sub-network that fits `budget` (frames: the nearest one).
+    """The sub-network with the most frames that fits `budget` (frames: the nearest one).
 
     A cost equal to the budget fits. If nothing fits, raise, naming the cheapest option,
     unless `allow_over_budget`, which then picks the cheapest.
@@ -81,7 +81,7 @@ def choose_subnetwork(
         cost, unit = {s.frames: float(latency_ms[s.frames]) for s in subs}, "ms"
     fits = [s for s in subs if cost[s.frames] <= budget.value * (1 + 1e-9)]
     if fits:
-        best = max(fits, key=lambda s: (cost[s.frames], s.frames))
+        best = max(fits, key=lambda s: (s.frames, -cost[s.frames]))  # most frames that fit
         return Choice(best, f"largest within {budget}: {best.frames} frames at "
                             f"{cost[best.frames]:.3g} {unit}")  # fmt: skip
     cheapest = min(subs, key=lambda s: (cost[s.frames], s.frames))

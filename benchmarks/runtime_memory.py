@@ -1,0 +1,80 @@
+"""Runtime memory and latency: 1 vs all 3 sub-networks loaded, shared options vs ORT defaults.
+
+Each measurement runs in a fresh process (torch is never imported there): resident memory
+(VmRSS) after loading the sessions and running each once, minus the process's RSS before
+loading. Then p50 latency per sub-network (batch 1) under both session setups.
+
+    python benchmarks/runtime_memory.py [--bundle runs/bench_size/fan_shared] [--iters 10]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def child(bundle: str, share: bool, load: int, iters: int) -> dict:
+    import numpy as np
+
+    from common import rss_mb
+    from fan_edge.runtime import Predictor
+
+    before = rss_mb()
+    pred = Predictor(bundle, backend="ort-cpu", share_weights=share)
+    subs = pred.bundle.subnetworks[-load:] if load < 3 else pred.bundle.subnetworks
+    size = pred.bundle.input["size"]
+    latency = {}
+    for s in subs:
+        x = np.random.default_rng(0).standard_normal((1, s.frames, 3, size, size), np.float32)
+        pred.logits(x, s)  # first run: finishes lazy initialisation
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            pred.logits(x, s)
+            times.append((time.perf_counter() - t0) * 1e3)
+        latency[s.frames] = float(np.median(times)) if times else None
+    assert "torch" not in sys.modules
+    return {"rss_mb": rss_mb() - before, "latency_ms": latency}
+
+
+def measure(bundle: Path, share: bool, load: int, iters: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--bundle", str(bundle), "--share", str(int(share)),
+           "--load", str(load), "--iters", str(iters)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--bundle", type=Path, default=Path("runs/bench_size/fan_shared"))
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--share", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--load", type=int, default=3, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(str(args.bundle), bool(args.share), args.load, args.iters)))
+        return
+    if not args.bundle.exists():
+        sys.exit(f"error: no bundle at {args.bundle}: run benchmarks/bundle_size.py first")
+    from common import machine
+
+    print(f"bundle {args.bundle}; {machine()}; batch 1; p50 of {args.iters} runs\n")
+    print("| session options | RSS, 1 sub-network (16F) | RSS, all 3 | ratio | "
+          "p50 4F / 8F / 16F (ms) |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for share, name in ((True, "shared (mmap + add_initializer, no fusion/prepack)"),
+                        (False, "ONNX Runtime defaults (fusion + prepacking)")):  # fmt: skip
+        one = measure(args.bundle, share, 1, 0)
+        allr = measure(args.bundle, share, 3, args.iters)
+        lat = " / ".join(f"{allr['latency_ms'][k]:.0f}" for k in sorted(allr["latency_ms"], key=int))
+        print(f"| {name} | {one['rss_mb']:.0f} MB | {allr['rss_mb']:.0f} MB | "
+              f"{allr['rss_mb'] / one['rss_mb']:.2f}x | {lat} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
