@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def child(bundle: str, share: bool, load: int, iters: int) -> dict:
     import numpy as np
-
     from common import rss_mb
+
     from fan_edge.runtime import Predictor
 
     before = rss_mb()
@@ -71,7 +71,9 @@ def main() -> None:
                         (False, "ONNX Runtime defaults (fusion + prepacking)")):  # fmt: skip
         one = measure(args.bundle, share, 1, 0)
         allr = measure(args.bundle, share, 3, args.iters)
-        lat = " / ".join(f"{allr['latency_ms'][k]:.0f}" for k in sorted(allr["latency_ms"], key=int))
+        lat = " / ".join(
+            f"{allr['latency_ms'][k]:.0f}" for k in sorted(allr["latency_ms"], key=int)
+        )
         print(f"| {name} | {one['rss_mb']:.0f} MB | {allr['rss_mb']:.0f} MB | "
               f"{allr['rss_mb'] / one['rss_mb']:.2f}x | {lat} |")  # fmt: skip
 

@@ -76,21 +76,31 @@ class Bundle:
                 f"{self.path} is not a bundle (no {MANIFEST}): create one with `fan-edge export`"
             )
         try:
-            self.manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as e:
-            raise FanEdgeError(
-                f"{mpath} is not valid JSON ({e.msg}): re-export the bundle"
-            ) from None
+            self.manifest = json.loads(mpath.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FanEdgeError(f"{mpath} is not valid JSON ({type(e).__name__}): "
+                               "re-export the bundle") from None  # fmt: skip
         m = self.manifest
-        if m.get("schema") != SCHEMA:
+        if not isinstance(m, dict) or m.get("schema") != SCHEMA:
             raise FanEdgeError(f"{mpath} is not a fan-edge bundle manifest")
-        if m.get("schema_version", 0) > SCHEMA_VERSION:
-            raise FanEdgeError(f"{mpath}: bundle schema {m['schema_version']} is newer than "
-                               "this fan-edge understands; upgrade fan-edge")  # fmt: skip
-        self.subnetworks = sorted((Subnetwork(**s) for s in m["subnetworks"]),
-                                  key=lambda s: s.frames)  # fmt: skip
-        self.classes: list[str] = list(m["classes"])
-        self.input: dict = m["input"]
+        version = m.get("schema_version", 0)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise FanEdgeError(f"{mpath}: bundle schema {version!r} is not one this fan-edge "
+                               "understands; upgrade fan-edge or re-export")  # fmt: skip
+        try:
+            self.subnetworks = sorted((Subnetwork(**s) for s in m["subnetworks"]),
+                                      key=lambda s: s.frames)  # fmt: skip
+            self.classes: list[str] = [str(c) for c in m["classes"]]
+            self.input: dict = dict(m["input"])
+            for key in ("size", "mean", "std"):
+                self.input[key]  # noqa: B018  (presence check)
+            files = {n: (int(r["bytes"]), str(r["sha256"])) for n, r in m["files"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise FanEdgeError(f"{mpath} is malformed ({type(e).__name__}: {e}): "
+                               "re-export the bundle") from None  # fmt: skip
+        if not self.subnetworks:
+            raise FanEdgeError(f"{mpath} lists no sub-networks: re-export the bundle")
+        self._files = files
         if verify:
             self.verify()
 
@@ -100,17 +110,26 @@ class Bundle:
 
     def verify(self) -> None:
         """Every listed file exists inside the bundle and matches its sha256."""
-        files = self.manifest.get("files", {})
+        files = self._files
+        # Graphs sit at the bundle's top level, so their external-data locations (resolved
+        # against the graph's own folder) are relative to the bundle too.
+        referenced = [s.file for s in self.subnetworks]
+        referenced += [str(e.get("file", "")) for e in self.manifest.get("engines", [])]
+        if self.manifest.get("weights_file"):
+            referenced.append(self.manifest["weights_file"])
+        for name in referenced:
+            if name not in files:
+                raise FanEdgeError(f"{self.path}: {name!r} is not listed in the manifest's files")
         for s in self.subnetworks:
-            if s.file not in files:
-                raise FanEdgeError(f"{self.path}: {s.file} is not listed in the manifest's files")
-        for name, rec in files.items():
+            if "/" in s.file or "\\" in s.file:
+                raise FanEdgeError(f"{self.path}: graph {s.file!r} must sit at the bundle's top")
+        for name, (size, digest) in files.items():
             if not inside(self.path, name):
                 raise FanEdgeError(f"{self.path}: file {name!r} points outside the bundle")
             p = self.path / name
-            if not p.is_file():
+            if p.is_symlink() or not p.is_file():
                 raise FanEdgeError(f"{self.path}: missing file {name}: re-export the bundle")
-            if p.stat().st_size != rec["bytes"] or sha256_file(p) != rec["sha256"]:
+            if p.stat().st_size != size or sha256_file(p) != digest:
                 raise FanEdgeError(f"{self.path}: {name} is corrupt or modified (sha256 mismatch): "
                                    "re-export or re-copy the bundle")  # fmt: skip
         for s in self.subnetworks:

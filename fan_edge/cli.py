@@ -25,12 +25,16 @@ app = typer.Typer(
 console = Console()
 
 # Options that take several values after one flag (`--frames 4 8 16`). Typer wants the flag
-# repeated, so `main` rewrites the first form into the second before parsing.
+# repeated, so `main` rewrites the first form into the second before parsing, for the
+# commands where the option is a list (in `run`, `--frames` is one number).
 MULTI_VALUE_OPTIONS = {"--frames"}
+LIST_COMMANDS = {"train", "eval", "flops", "export"}
 
 
 def expand_multi_value_options(argv: list[str]) -> list[str]:
     """Rewrite `--frames 4 8 16` as `--frames 4 --frames 8 --frames 16` (integers only)."""
+    if not argv or argv[0] not in LIST_COMMANDS:
+        return list(argv)
     out: list[str] = []
     flag, got = None, False
     for arg in argv:
@@ -99,16 +103,16 @@ def train(
     mode: Annotated[Mode, typer.Option(help="fan: K sub-networks; standard: one.")] = Mode.fan,
     preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.tiny,
     frames: FramesOpt = None,
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Clips per step (per process).")] = 16,
+    epochs: Annotated[int, typer.Option(help="Epochs.", min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.")] = 0,
-    num_videos: Annotated[int, typer.Option(help="Synthetic training videos.")] = 2000,
-    num_val: Annotated[int, typer.Option(help="Synthetic validation videos.")] = 500,
+    num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1)] = 2000,
+    num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1)] = 500,
     specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = True,
     weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = True,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
 ) -> None:
@@ -132,7 +136,7 @@ def eval_(
     frames: FramesOpt = None,
     data: Annotated[str | None, typer.Option(help="Default: the run's validation data.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.", min=1)] = 32,
 ) -> None:
     """Top-1/top-5 per frame count, each served by the nearest sub-network."""
     from fan_edge.train.api import evaluate_checkpoint
@@ -227,7 +231,7 @@ def run(
     frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).")] = None,
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
-    top_k: Annotated[int, typer.Option(help="Labels to show.")] = 5,
+    top_k: Annotated[int, typer.Option(help="Labels to show.", min=1)] = 5,
     allow_over_budget: Annotated[bool, typer.Option(help="Run the cheapest if none fits.")] = (
         False
     ),
@@ -264,8 +268,8 @@ def run(
 def bench_(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
-    batch: Annotated[int, typer.Option(help="Clips per run.")] = 1,
-    iters: Annotated[int, typer.Option(help="Timed runs per sub-network.")] = 20,
+    batch: Annotated[int, typer.Option(help="Clips per run.", min=1)] = 1,
+    iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1)] = 20,
     video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
     save: Annotated[bool, typer.Option(help="Write the profile into the bundle.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
@@ -285,7 +289,8 @@ def bench_(
         return
     rows = [[n, f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
              f"{r['clips_per_s']:.1f}", f"{r['frames_per_s']:.0f}",
-             f"{r['with_decode']['p50_ms']:.2f}"] for n, r in prof["subnetworks"].items()]  # fmt: skip
+             f"{r['with_decode']['p50_ms']:.2f}"]
+            for n, r in prof["subnetworks"].items()]  # fmt: skip
     cols = ["frames", "p50 ms", "p90 ms", "p99 ms", "clips/s", "frames/s", "p50 ms +decode"]
     console.print(_table(f"{prof['device']} | {prof['backend']} | batch {batch}", cols, rows))
     console.print(f"peak RSS {prof['peak_rss_mb']:.0f} MB")
@@ -296,7 +301,7 @@ def bench_(
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],
-    num_videos: Annotated[int, typer.Option(help="Number of clips.")] = 200,
+    num_videos: Annotated[int, typer.Option(help="Number of clips.", min=1)] = 200,
     seed: Annotated[int, typer.Option(help="Seed (clips are a pure function of it).")] = 0,
     size: Annotated[int, typer.Option(help="Frame size in pixels.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
@@ -311,7 +316,7 @@ def synth(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 6,
+    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 6,
 ) -> None:
     """End to end on built-in synthetic data with the tiny model: train, evaluate."""
     from fan_edge.demo import run_demo

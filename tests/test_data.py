@@ -54,11 +54,10 @@ def test_synthetic_dataset_is_deterministic():
     assert not np.array_equal(a.render(0)[:5], c.render(0)[:5])
 
 
-def test_synthetic_dataset_covers_all_classes_and_pairs_mirror_each_other():
-    d = SyntheticActions(400, seed=0)
-    counts = np.bincount([d.label(i) for i in range(400)], minlength=len(CLASSES))
-    assert counts.min() > 10  # roughly balanced
-    assert "moving left" in CLASSES and "moving right" in CLASSES
+def test_synthetic_dataset_is_roughly_balanced_over_all_classes():
+    d = SyntheticActions(630, seed=0)
+    counts = np.bincount([d.label(i) for i in range(630)], minlength=len(CLASSES))
+    assert len(counts) == len(CLASSES) and counts.min() > 10
 
 
 def test_clip_dataset_returns_one_clip_per_frame_count(tiny_cfg):
@@ -68,9 +67,11 @@ def test_clip_dataset_returns_one_clip_per_frame_count(tiny_cfg):
     assert [c.shape for c in clips] == [(n, 3, 32, 32) for n in (4, 8, 16)]
     assert all(c.dtype == torch.float32 for c in clips)
     assert label == src.label(0)
-    # Eval mode is deterministic.
-    ev = ClipDataset(src, (8,), 32, tiny_cfg.mean, tiny_cfg.std, train=False)
-    assert torch.equal(ev[1][0][0], ev[1][0][0])
+    # Training sampling is reproducible for a (seed, epoch) and changes with the epoch.
+    again = ClipDataset(src, (4, 8, 16), 32, tiny_cfg.mean, tiny_cfg.std, train=True)
+    assert all(torch.equal(a, b) for a, b in zip(clips, again[0][0], strict=True))
+    again.set_epoch(1)
+    assert not torch.equal(clips[2], again[0][0][2])
 
 
 def test_video_csv_reads_real_files(tmp_path, tiny_cfg):

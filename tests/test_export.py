@@ -168,3 +168,39 @@ def test_tensorrt_missing_is_a_one_line_error(cli, tiny_checkpoint, tmp_path):
 def test_trt_options_need_the_trt_engine(cli, tiny_checkpoint, tmp_path):
     code, _, err = cli("export", tiny_checkpoint, "--fp16", "--out", tmp_path / "b")
     assert code == 1 and "--fp16 needs --engine trt" in err
+
+
+def _forge(b, edit):
+    """Apply `edit` to the manifest and keep its own bookkeeping consistent."""
+    m = json.loads((b / MANIFEST).read_text())
+    edit(m)
+    (b / MANIFEST).write_text(json.dumps(m))
+
+
+def test_weights_file_outside_the_bundle_is_refused(bundle, tmp_path):
+    b = _copy(bundle, tmp_path / "b")
+    _forge(b, lambda m: m.update(weights_file="../../etc/passwd"))
+    with pytest.raises(FanEdgeError, match="not listed"):
+        Bundle(b)
+
+
+def test_unlisted_engine_file_is_refused(bundle, tmp_path):
+    b = _copy(bundle, tmp_path / "b")
+    _forge(b, lambda m: m.update(engines=[{"frames": 4, "file": "/tmp/evil.plan"}]))
+    with pytest.raises(FanEdgeError, match="not listed"):
+        Bundle(b)
+
+
+@pytest.mark.parametrize("damage", ["no_subnetworks", "not_an_object", "bad_sizes", "binary"])
+def test_malformed_manifest_is_a_clear_error(bundle, tmp_path, damage):
+    b = _copy(bundle, tmp_path / "b")
+    if damage == "binary":
+        (b / MANIFEST).write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "not_an_object":
+        (b / MANIFEST).write_text("[1, 2, 3]")
+    elif damage == "no_subnetworks":
+        _forge(b, lambda m: m.pop("subnetworks"))
+    else:
+        _forge(b, lambda m: m["files"]["weights.bin"].update(bytes="many"))
+    with pytest.raises(FanEdgeError):
+        Bundle(b)

@@ -38,17 +38,28 @@ class VideoCSV:
         if not rows or not {"path", "label"} <= set(rows[0]):
             raise FanEdgeError(f"{self.csv_path}: need a header 'path,label' and at least one row")
         root = self.csv_path.parent
-        self.paths = [root / r["path"] for r in rows]
-        names = [r["label"] for r in rows]
+        for line, r in enumerate(rows, 2):
+            if not (r.get("path") or "").strip() or not (r.get("label") or "").strip():
+                raise FanEdgeError(f"{self.csv_path}:{line}: empty path or label")
+        self.paths = [root / r["path"].strip() for r in rows]
+        names = [r["label"].strip() for r in rows]
         listed = root / "classes.txt"
         if classes is None and listed.is_file():
             classes = [c for c in listed.read_text().splitlines() if c.strip()]
-        self.classes = list(classes) if classes else sorted(set(names))
+        if classes:
+            self.classes = list(classes)
+        elif all(n.isdigit() for n in names):  # integer labels: indices, sorted numerically
+            self.classes = [str(i) for i in range(max(int(n) for n in names) + 1)]
+        else:
+            self.classes = sorted(set(names))
         lookup = {c: i for i, c in enumerate(self.classes)}
-        try:
-            self.labels = [lookup[n] if n in lookup else int(n) for n in names]
-        except ValueError as e:
-            raise FanEdgeError(f"{self.csv_path}: label {e} is not a known class") from None
+        self.labels = []
+        for line, n in enumerate(names, 2):
+            index = lookup.get(n, int(n) if n.isdigit() else -1)
+            if not 0 <= index < len(self.classes):
+                raise FanEdgeError(f"{self.csv_path}:{line}: label {n!r} is not one of the "
+                                   f"{len(self.classes)} classes")  # fmt: skip
+            self.labels.append(index)
         self._counts: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -87,8 +98,13 @@ class FrameFolderList:
                 raise FanEdgeError(
                     f"{self.list_path}:{lineno}: expected 'folder num_frames label', got {line!r}"
                 )
+            if not (parts[1].isdigit() and parts[2].isdigit()):
+                raise FanEdgeError(f"{self.list_path}:{lineno}: num_frames and label must be "
+                                   f"non-negative integers, got {line!r}")  # fmt: skip
             self.items.append((root / parts[0], int(parts[1]), int(parts[2])))
-        n_cls = max(lab for _, _, lab in self.items) + 1 if self.items else 0
+        if not self.items:
+            raise FanEdgeError(f"{self.list_path} lists no videos")
+        n_cls = max(lab for _, _, lab in self.items) + 1
         self.classes = list(classes) if classes else [str(i) for i in range(n_cls)]
         self._files: dict[int, list[Path]] = {}
 

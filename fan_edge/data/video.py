@@ -28,9 +28,11 @@ def count_frames(path: str | Path) -> int:
     path = Path(path)
     cap = _open(path)
     n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
+    try:
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
     if n == 0:
         raise FanEdgeError(f"{path} has no decodable frames: is the file empty or truncated?")
     return n
@@ -43,14 +45,16 @@ def read_video_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
     got: dict[int, np.ndarray] = {}
     cap = _open(path)
     i = 0
-    while len(got) < len(wanted) and cap.grab():
-        if i in wanted:
-            ok, frame = cap.retrieve()
-            if not ok:
-                raise FanEdgeError(f"{path}: frame {i} could not be decoded")
-            got[i] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        i += 1
-    cap.release()
+    try:
+        while len(got) < len(wanted) and cap.grab():
+            if i in wanted:
+                ok, frame = cap.retrieve()
+                if not ok:
+                    raise FanEdgeError(f"{path}: frame {i} could not be decoded")
+                got[i] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            i += 1
+    finally:
+        cap.release()
     missing = wanted - got.keys()
     if missing:
         raise FanEdgeError(f"{path}: only {i} frames decodable, needed frame {max(missing)}")
@@ -76,18 +80,22 @@ def read_image_frames(files: list[Path], indices: np.ndarray) -> np.ndarray:
         if img is None:
             raise FanEdgeError(f"cannot decode image {files[int(i)]}")
         out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    if len({f.shape for f in out}) > 1:
+        raise FanEdgeError(f"frames in {files[0].parent} differ in size: resize them to one size")
     return np.stack(out)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> None:
     """Write (L, H, W, 3) uint8 RGB frames as an MPEG-4 video (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    from fan_edge.fileio import atomic_path
+
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise FanEdgeError(f"OpenCV cannot write {path}: no MPEG-4 encoder in this build")
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    tmp.replace(path)
+    with atomic_path(Path(path)) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        try:
+            if not writer.isOpened():
+                raise FanEdgeError(f"OpenCV cannot write {path}: no MPEG-4 encoder in this build")
+            for f in frames:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()

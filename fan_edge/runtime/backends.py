@@ -78,19 +78,22 @@ class OrtBackend:
         import onnx
 
         ort = _ort()
-        key = str(bundle.path.resolve())
-        if key not in self._shared:
-            path = bundle.file(bundle.manifest["weights_file"])
-            self._shared[key] = ({}, np.memmap(path, dtype=np.uint8, mode="r"))
-        values, mm = self._shared[key]
         graph = onnx.load(str(bundle.file(sub.file)), load_external_data=False).graph
         out = {}
         for t in graph.initializer:
             if t.data_location != onnx.TensorProto.EXTERNAL:
                 continue
+            info = {e.key: e.value for e in t.external_data}
+            # `location` was checked by Bundle.verify: listed, hashed, inside the bundle.
+            key = str(bundle.file(info["location"]).resolve())
+            if key not in self._shared:
+                self._shared[key] = ({}, np.memmap(key, dtype=np.uint8, mode="r"))
+            values, mm = self._shared[key]
             if t.name not in values:
-                info = {e.key: e.value for e in t.external_data}
-                off, n = int(info["offset"]), int(info["length"])
+                off, n = int(info.get("offset", 0)), int(info["length"])
+                if off + n > len(mm):
+                    raise FanEdgeError(f"{sub.file}: tensor {t.name} lies past the end of "
+                                       f"{info['location']}; re-export the bundle")  # fmt: skip
                 dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
                 arr = mm[off : off + n].view(dtype).reshape(tuple(t.dims))
                 values[t.name] = (arr, ort.OrtValue.ortvalue_from_numpy(arr))  # no copy

@@ -97,6 +97,8 @@ class Predictor:
     def predict(self, video: str | Path, *, budget: str | Budget | None = None,
                 frames: int | None = None, top_k: int = 5,
                 allow_over_budget: bool = False) -> Prediction:  # fmt: skip
+        if top_k < 1:
+            raise FanEdgeError(f"top-k must be at least 1, got {top_k}")
         choice = self.choose(budget, frames, allow_over_budget)
         sub = choice.subnetwork
         raw, total, decode_ms = read_input(video, sub.frames)

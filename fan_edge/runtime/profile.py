@@ -47,11 +47,14 @@ def read_profiles(bundle: Bundle) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text()).get("profiles", {})
-    except json.JSONDecodeError:
-        raise FanEdgeError(
-            f"{path} is not valid JSON: delete it and re-run `fan-edge bench`"
-        ) from None
+        profiles = json.loads(path.read_bytes()).get("profiles", {})
+        for p in profiles.values():
+            for v in p["subnetworks"].values():
+                float(v["p50_ms"])
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError,
+            ValueError):  # fmt: skip
+        raise FanEdgeError(f"{path} is damaged: delete it and re-run `fan-edge bench`") from None
+    return profiles
 
 
 def write_profile(bundle: Bundle, key: str, profile: dict) -> Path:

@@ -42,6 +42,10 @@ def load_checkpoint(path: str | Path) -> dict:
 def load_model(path: str | Path) -> tuple[FrameAdaptiveNet, dict]:
     """Rebuild the model of a checkpoint in eval mode; returns (model, checkpoint dict)."""
     ckpt = load_checkpoint(path)
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise FanEdgeError(f"{path} is damaged or from another version ({first})") from None
     return model.eval(), ckpt
