@@ -107,6 +107,7 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
+    kd_warmup: Annotated[float, typer.Option(help="Epochs to ramp --lambda up from 0.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.")] = 0,
     num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1)] = 2000,
     num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1)] = 500,
@@ -122,6 +123,7 @@ def train(
     result = train_from_options(
         out=out, data=data, val=val, mode=mode.value, preset=preset.value, frames=frames,
         epochs=epochs, batch_size=batch_size, lr=lr, kd_lambda=kd_lambda, seed=seed,
+        kd_warmup_epochs=kd_warmup,
         num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
         weight_alteration=weight_alteration, workers=workers, resume=resume,
         max_steps=max_steps,

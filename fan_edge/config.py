@@ -71,6 +71,10 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5
     kd_lambda: float = 1.0
+    # Ramp the distillation weight from 0 to kd_lambda over this many epochs. The paper starts
+    # from ImageNet weights (0 = its setting); from scratch, distilling towards a still-random
+    # teacher slows the shared weights down, so the teacher first learns alone.
+    kd_warmup_epochs: float = 0.0
     seed: int = 0
     workers: int = 0
     extra: dict = field(default_factory=dict)

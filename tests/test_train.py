@@ -110,7 +110,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
         port = str(s.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", port, "-m", "fan_edge.cli", "train", "--out", str(tmp_path),
+           "--master_addr", "127.0.0.1", "--master_port", port, "-m", "fan_edge.cli", "train",
+           "--out", str(tmp_path),
            "--frames", "4", "8", "--epochs", "1", "--batch-size", "2", "--num-videos", "8",
            "--num-val", "4", "--max-steps", "2"]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

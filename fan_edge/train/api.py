@@ -23,6 +23,7 @@ def train_from_options(
     lr: float,
     kd_lambda: float,
     seed: int,
+    kd_warmup_epochs: float = 0.0,
     num_videos: int,
     num_val: int,
     specialize_norm: bool = True,
@@ -56,7 +57,8 @@ def train_from_options(
     )
     data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val}
     train_cfg = TrainConfig(mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
-                            kd_lambda=kd_lambda, seed=seed, workers=workers,
+                            kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, seed=seed,
+                            workers=workers,
                             extra={"data": data_spec})  # fmt: skip
     return train(model_cfg, train_cfg, train_src, val_src, out, resume=resume,
                  max_steps=max_steps, quiet=quiet)  # fmt: skip

@@ -153,7 +153,11 @@ def train(
             t0, loss_sum, seen = time.time(), 0.0, 0
             task = progress.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}",
                                      total=len(loader), info="")  # fmt: skip
-            for clips, y in loader:
+            for i, (clips, y) in enumerate(loader):
+                progress_epochs = epoch + i / len(loader)
+                ramp = min(1.0, progress_epochs / train_cfg.kd_warmup_epochs) \
+                    if train_cfg.kd_warmup_epochs > 0 else 1.0  # fmt: skip
+                _unwrap(step_module).lam = train_cfg.kd_lambda * ramp
                 clips = [c.to(env.device, non_blocking=True) for c in clips]
                 y = y.to(env.device)
                 loss, _ = step_module(clips, y)
@@ -201,6 +205,10 @@ def train(
     if env.world > 1:
         dist.destroy_process_group()
     return {"epochs": history, "checkpoint": str(ckpt_path)}
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def _epoch_line(r: dict) -> str:
