@@ -1,11 +1,13 @@
 # `make demo` and `make test` work on a fresh machine: they create .venv and install first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint report clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +25,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check fan_edge exporters benchmarks tests
 	$(BIN)/python -m pytest
+
+# Regenerates every number and plot in README (about 45 minutes on 2 CPU cores; the
+# training runs are resumable, so a second call only re-measures).
+RESULTS := benchmarks/results
+report: $(STAMP)
+	mkdir -p $(RESULTS)
+	$(BIN)/python benchmarks/fan_vs_st.py --out runs/fan_vs_st --seeds 0 1 | tee $(RESULTS)/fan_vs_st.md
+	$(BIN)/python benchmarks/accuracy_plot.py --runs runs/fan_vs_st --out $(RESULTS)
+	$(BIN)/fan-edge flops --preset r50 | tee $(RESULTS)/flops_r50.txt
+	$(BIN)/python benchmarks/bundle_size.py | tee $(RESULTS)/bundle_size.md
+	$(BIN)/python benchmarks/runtime_memory.py | tee $(RESULTS)/runtime_memory.md
+	$(BIN)/python benchmarks/latency.py | tee $(RESULTS)/latency.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check fan_edge exporters benchmarks tests

@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--num-val", type=int, default=500)
     args = p.parse_args()
 
-    runs = {"standard-16": ("standard", [16]), "FAN": ("fan", [4, 8, 16]),
+    runs = {"FAN": ("fan", [4, 8, 16]), "standard-16": ("standard", [16]),
             "standard-4": ("standard", [4]), "standard-8": ("standard", [8])}  # fmt: skip
     results: dict[str, dict[int, list[float]]] = {}
     for seed in args.seeds:

@@ -39,32 +39,13 @@ def tiny_checkpoint(tmp_path_factory):
     Norm statistics and alterations differ per sub-network, as after training, so a graph
     that used the wrong sub-network's tensors would be caught. No training needed.
     """
-    from fan_edge.config import TrainConfig
     from fan_edge.data.synthetic import CLASSES
-    from fan_edge.models import build_model
-    from fan_edge.train.checkpoint import save_checkpoint
+    from fan_edge.train.checkpoint import save_untrained
 
-    cfg = preset("tiny", num_classes=len(CLASSES))
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    with torch.no_grad():
-        for name, t in model.state_dict(keep_vars=True).items():
-            if "running_var" in name:
-                t.uniform_(0.5, 2.0)
-            elif t.dtype.is_floating_point and any(k in name for k in ("bn", "alter")):
-                t.add_(0.1 * torch.randn_like(t))
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
-    train_cfg = TrainConfig(extra={"data": {"val": "synthetic", "val_seed": 1000, "num_val": 8}})
-    save_checkpoint(
-        path,
-        model_config=cfg.to_dict(),
-        train_config=train_cfg.to_dict(),
-        classes=list(CLASSES),
-        state_dict=model.state_dict(),
-        epoch=1,
-        metrics=[],
-    )
-    return path
+    # The validation data is recorded as `fan-edge train` does, so `fan-edge eval` works.
+    val = {"val": "synthetic", "val_seed": 1000, "num_val": 8}
+    return save_untrained(path, preset("tiny", num_classes=len(CLASSES)), list(CLASSES), data=val)
 
 
 @pytest.fixture(scope="session")

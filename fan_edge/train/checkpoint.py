@@ -23,6 +23,32 @@ def save_checkpoint(path: str | Path, **content) -> None:
         torch.save({"format": FORMAT, "version": VERSION, **content}, tmp)
 
 
+def save_untrained(path: str | Path, cfg: ModelConfig, classes: list[str], *,
+                   seed: int = 0, data: dict | None = None) -> Path:  # fmt: skip
+    """An untrained checkpoint whose private layers differ per sub-network, as after training.
+
+    For tests and for benchmarks of size, memory and speed, which do not depend on trained
+    values: norm statistics and alterations are randomised, so a graph that used another
+    sub-network's tensors would show.
+    """
+    from fan_edge.config import TrainConfig
+
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for name, t in model.state_dict(keep_vars=True).items():
+            if name.endswith("running_var"):
+                t.uniform_(0.5, 2.0)
+            elif t.dtype.is_floating_point and ("bn" in name or "alter" in name):
+                t.add_(0.05 * torch.randn_like(t))
+    mode = "fan" if len(cfg.frames) > 1 else "standard"
+    train_cfg = TrainConfig(mode=mode, extra={"data": data} if data else {})
+    save_checkpoint(path, model_config=cfg.to_dict(), train_config=train_cfg.to_dict(),
+                    classes=list(classes), state_dict=model.state_dict(), epoch=0,
+                    metrics=[])  # fmt: skip
+    return Path(path)
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

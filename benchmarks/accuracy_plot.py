@@ -1,0 +1,98 @@
+"""Accuracy versus cost, and Temporal Deviation, from the runs of benchmarks/fan_vs_st.py.
+
+Reads RUNS/<model>_seed<k>/eval.json, writes accuracy_vs_cost.png (top-1 against GFLOPs and,
+if a latency profile is given, against measured latency), temporal_deviation.png (each model
+at every evaluated frame count, as in the paper's Figures 1-2) and accuracy_vs_cost.md.
+
+    python benchmarks/accuracy_plot.py --runs runs/fan_vs_st [--profile models/demo]
+"""
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fan_edge.config import ModelConfig  # noqa: E402
+from fan_edge.models import build_model  # noqa: E402
+from fan_edge.models.cost import subnet_costs  # noqa: E402
+from fan_edge.train.checkpoint import load_checkpoint  # noqa: E402
+
+
+def collect(runs: Path) -> tuple[dict, dict]:
+    """{model: {frames: [top1 per seed]}} and {frames: GFLOPs} of the tiny model."""
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    gflops: dict = {}
+    for report in sorted(runs.glob("*_seed*/eval.json")):
+        name = report.parent.name.rsplit("_seed", 1)[0]
+        data = json.loads(report.read_text())
+        for n, r in data["results"].items():
+            acc[name][int(n)].append(r["top1"])
+        if not gflops:
+            cfg = ModelConfig.from_dict(load_checkpoint(report.parent / "checkpoint.pt")
+                                        ["model_config"])  # fmt: skip
+            frames = sorted(int(n) for n in data["results"])
+            costs = subnet_costs(build_model(cfg), cfg.input_size, frames)
+            gflops = {c.frames: c.gflops for c in costs}
+    if not acc:
+        raise SystemExit(f"error: no */eval.json under {runs}: run benchmarks/fan_vs_st.py first")
+    return acc, gflops
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--runs", type=Path, default=Path("runs/fan_vs_st"))
+    p.add_argument("--out", type=Path, default=None, help="default: --runs")
+    args = p.parse_args()
+    out = args.out or args.runs
+    acc, gflops = collect(args.runs)
+    mean = {m: {n: statistics.fmean(v) for n, v in r.items()} for m, r in acc.items()}
+    trained = {"FAN": [4, 8, 16], "standard-16": [4, 8, 16]}
+    st = {n: mean[f"standard-{n}"][n] for n in (4, 8, 16) if f"standard-{n}" in mean}
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, frames in trained.items():
+        if name in mean:
+            ax.plot([gflops[n] for n in frames], [mean[name][n] for n in frames], "o-", label=name)
+    if st:
+        ax.plot([gflops[n] for n in st], list(st.values()), "s--", label="ST (3 models)")
+    for n in (4, 8, 16):
+        ax.annotate(f"{n}F", (gflops[n], mean.get("FAN", {}).get(n, 0)), textcoords="offset "
+                    "points", xytext=(4, -12), fontsize=8)  # fmt: skip
+    ax.set_xlabel("GFLOPs per clip (tiny TSM-R18, 32x32)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title("Accuracy vs cost, synthetic benchmark")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_cost.png", dpi=120)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in sorted(mean):
+        frames = sorted(mean[name])
+        ax.plot(frames, [mean[name][n] for n in frames], "o-", label=name)
+    ax.set_xlabel("frames at evaluation")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title("Temporal Deviation: each model at every frame count")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "temporal_deviation.png", dpi=120)
+
+    lines = ["| model | frames | GFLOPs | top-1 (%) |", "|---|---|---|---|"]
+    for name, frames in trained.items():
+        lines += [f"| {name} | {n} | {gflops[n]:.3f} | {mean[name][n]:.1f} |" for n in frames
+                  if name in mean]  # fmt: skip
+    lines += [f"| ST | {n} | {gflops[n]:.3f} | {v:.1f} |" for n, v in st.items()]
+    (out / "accuracy_vs_cost.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out / 'accuracy_vs_cost.png'}, {out / 'temporal_deviation.png'}")
+
+
+if __name__ == "__main__":
+    main()
