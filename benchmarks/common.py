@@ -27,10 +27,3 @@ def make_checkpoint(path: Path, *, preset_name: str = "r50", frames=(4, 8, 16),
     cfg = preset(preset_name, num_classes=num_classes, frames=tuple(frames),
                  specialize_norm=fan, weight_alteration=fan)  # fmt: skip
     return save_untrained(path, cfg, [f"class {i}" for i in range(num_classes)], seed=seed)
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")

@@ -1,8 +1,8 @@
 """Runtime memory and latency: 1 vs all 3 sub-networks loaded, shared options vs ORT defaults.
 
-Each measurement runs in a fresh process (torch is never imported there): resident memory
-(VmRSS) after loading the sessions and running each once, minus the process's RSS before
-loading. Then p50 latency per sub-network (batch 1) under both session setups.
+Each measurement runs in a fresh process that never imports torch: the process's resident
+memory (VmRSS) after loading the sessions, and again after running each loaded sub-network
+once (weights paged in, activations allocated). Then p50 latency per sub-network (batch 1).
 
     python benchmarks/runtime_memory.py [--bundle runs/bench_size/fan_shared] [--iters 10]
 """
@@ -17,15 +17,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+
+
 def child(bundle: str, share: bool, load: int, iters: int) -> dict:
     import numpy as np
-    from common import rss_mb
 
     from fan_edge.runtime import Predictor
 
     before = rss_mb()
     pred = Predictor(bundle, backend="ort-cpu", share_weights=share)
     subs = pred.bundle.subnetworks[-load:] if load < 3 else pred.bundle.subnetworks
+    for s in subs:
+        pred.session(s)
+    loaded = rss_mb() - before
     size = pred.bundle.input["size"]
     latency = {}
     for s in subs:
@@ -38,7 +47,8 @@ def child(bundle: str, share: bool, load: int, iters: int) -> dict:
             times.append((time.perf_counter() - t0) * 1e3)
         latency[s.frames] = float(np.median(times)) if times else None
     assert "torch" not in sys.modules
-    return {"rss_mb": rss_mb() - before, "latency_ms": latency}
+    return {"base_mb": before, "loaded_mb": before + loaded, "run_mb": rss_mb(),
+            "latency_ms": latency}  # fmt: skip
 
 
 def measure(bundle: Path, share: bool, load: int, iters: int) -> dict:
@@ -63,19 +73,26 @@ def main() -> None:
         sys.exit(f"error: no bundle at {args.bundle}: run benchmarks/bundle_size.py first")
     from common import machine
 
-    print(f"bundle {args.bundle}; {machine()}; batch 1; p50 of {args.iters} runs\n")
-    print("| session options | RSS, 1 sub-network (16F) | RSS, all 3 | ratio | "
-          "p50 4F / 8F / 16F (ms) |")  # fmt: skip
-    print("|---|---|---|---|---|")
-    for share, name in ((True, "shared (mmap + add_initializer, no fusion/prepack)"),
-                        (False, "ONNX Runtime defaults (fusion + prepacking)")):  # fmt: skip
+    print(f"bundle {args.bundle}; {machine()}; batch 1; p50 of {args.iters} runs; "
+          "memory is the whole process's RSS\n")  # fmt: skip
+    print("| session options | loaded: 1 (16F) / all 3 | ratio | after a run: 1 / all 3 | "
+          "ratio | p50 4F / 8F / 16F (ms) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    base = None
+    for share, name in ((True, "memory-sharing (mmap + add_initializer, no arena/fusion/prepack)"),
+                        (False, "ONNX Runtime defaults (fusion, prepacking, arena)")):  # fmt: skip
         one = measure(args.bundle, share, 1, 0)
         allr = measure(args.bundle, share, 3, args.iters)
+        base = one["base_mb"]
         lat = " / ".join(
             f"{allr['latency_ms'][k]:.0f}" for k in sorted(allr["latency_ms"], key=int)
         )
-        print(f"| {name} | {one['rss_mb']:.0f} MB | {allr['rss_mb']:.0f} MB | "
-              f"{allr['rss_mb'] / one['rss_mb']:.2f}x | {lat} |")  # fmt: skip
+        cells = []
+        for key in ("loaded_mb", "run_mb"):
+            a, b = one[key], allr[key]
+            cells += [f"{a:.0f} / {b:.0f} MB", f"{b / a:.2f}x"]
+        print(f"| {name} | {' | '.join(cells)} | {lat} |")
+    print(f"\nbefore loading anything (python, numpy, OpenCV): {base:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,12 @@ class OrtBackend:
             so.intra_op_num_threads = self.threads
         kwargs = {}
         if self.share_weights and bundle.manifest.get("weights_file"):
+            # Layout optimisations (NCHWc) re-order conv weights into new private tensors.
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             so.add_session_config_entry("session.disable_prepacking", "1")
+            # Without the arena, activations are freed after each run instead of being held
+            # per session: loaded sub-networks then cost little more than one.
+            so.enable_cpu_mem_arena = False
             for name, value in self._shared_initializers(bundle, sub).items():
                 so.add_initializer(name, value)
             kwargs["disabled_optimizers"] = WEIGHT_REWRITING_OPTIMIZERS
