@@ -24,6 +24,8 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
     )  # fmt: skip
     ckpt = Path(result["checkpoint"])
     console.rule("2/4  evaluate at every frame count (nearest sub-network)")
+    console.print(f"  ({epochs} short epochs on 800 clips: barely trained, near chance; README "
+                  "shows a full run)")  # fmt: skip
     report = evaluate_checkpoint(ckpt, [2, 4, 6, 8, 12, 16, 20])
     for n, r in report["results"].items():
         console.print(f"  {n:>2} frames -> {r['subnet_frames']:>2}F sub-network: "
