@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/ruff check fan_edge exporters benchmarks tests
 	$(BIN)/python -m pytest
 
-# Regenerates every number and plot in README (about 45 minutes on 2 CPU cores; the
+# Regenerates every number and plot in README (about 80 minutes on 2 CPU cores; the
 # training runs are resumable, so a second call only re-measures).
 RESULTS := benchmarks/results
 report: $(STAMP)
@@ -35,8 +35,8 @@ report: $(STAMP)
 	$(BIN)/python benchmarks/accuracy_plot.py --runs runs/fan_vs_st --out $(RESULTS)
 	$(BIN)/fan-edge flops --preset r50 | tee $(RESULTS)/flops_r50.txt
 	$(BIN)/python benchmarks/bundle_size.py | tee $(RESULTS)/bundle_size.md
-	$(BIN)/python benchmarks/runtime_memory.py | tee $(RESULTS)/runtime_memory.md
-	$(BIN)/python benchmarks/latency.py | tee $(RESULTS)/latency.md
+	$(BIN)/python benchmarks/runtime_memory.py --iters 5 | tee $(RESULTS)/runtime_memory.md
+	$(BIN)/python benchmarks/latency.py --iters 5 | tee $(RESULTS)/latency.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check fan_edge exporters benchmarks tests
