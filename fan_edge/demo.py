@@ -44,5 +44,5 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
     console.print(f"  decision: {pred.reason} (backend {pred.backend})")
     for label, p in zip(pred.labels, pred.probs, strict=True):
         console.print(f"    {p:6.3f}  {label}")
-    console.print(f"  same thing from the shell: fan-edge run {video} --budget 0.1gflops")
+    console.print(f"  the same from the shell: fan-edge run {video} --budget 0.1gflops")
     return {"checkpoint": ckpt, "eval": report, "bundle": bundle, "prediction": pred}
