@@ -80,7 +80,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     base = None
     for share, name in ((True, "memory-sharing (mmap + add_initializer, no arena/fusion/prepack)"),
-                        (False, "ONNX Runtime defaults (fusion, prepacking, arena)")):  # fmt: skip
+                        (False, "speed: ORT defaults + alteration folded at load")):  # fmt: skip
         one = measure(args.bundle, share, 1, 0)
         allr = measure(args.bundle, share, 3, args.iters)
         base = one["base_mb"]

@@ -230,3 +230,18 @@ def test_eager_loading_and_shared_weights_give_the_same_answer(tiny_bundle, exam
 def test_missing_backend_is_a_clear_error(tiny_bundle):
     with pytest.raises(FanEdgeError, match="no CUDAExecutionProvider|fan-edge\\[gpu\\]"):
         Predictor(tiny_bundle, backend="ort-cuda", eager=True)
+
+
+def test_speed_mode_folds_weight_alteration_at_load(tiny_bundle):
+    import onnx
+
+    from fan_edge.runtime.fold import fold_alterations
+
+    model = onnx.load(str(tiny_bundle / "fan_8f.onnx"))
+    adds = sum(n.op_type == "Add" for n in model.graph.node)
+    assert fold_alterations(model) == 8  # one alteration per block of the tiny TSM-R18
+    assert sum(n.op_type == "Add" for n in model.graph.node) == adds - 8
+    x = np.random.default_rng(0).standard_normal((2, 8, 3, 32, 32), dtype=np.float32)
+    shared, fast = Predictor(tiny_bundle), Predictor(tiny_bundle, share_weights=False)
+    sub = shared.bundle.subnetwork_for(8)
+    assert np.abs(shared.logits(x, sub) - fast.logits(x, sub)).max() < 1e-4

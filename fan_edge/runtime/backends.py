@@ -73,10 +73,23 @@ class OrtBackend:
             for name, value in self._shared_initializers(bundle, sub).items():
                 so.add_initializer(name, value)
             kwargs["disabled_optimizers"] = WEIGHT_REWRITING_OPTIMIZERS
-        sess = ort.InferenceSession(str(bundle.file(sub.file)), so, providers=[self.provider],
-                                    **kwargs)  # fmt: skip
+        source = str(bundle.file(sub.file))
+        if not self.share_weights:
+            source = self._folded_bytes(bundle, sub)
+        sess = ort.InferenceSession(source, so, providers=[self.provider], **kwargs)
         in_name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
         return lambda x: sess.run([out_name], {in_name: x})[0]
+
+    @staticmethod
+    def _folded_bytes(bundle: Bundle, sub: Subnetwork) -> bytes:
+        """The graph with its weights loaded and Weight Alteration folded (private copy)."""
+        import onnx
+
+        from fan_edge.runtime.fold import fold_alterations
+
+        model = onnx.load(str(bundle.file(sub.file)))  # external data: checked by Bundle
+        fold_alterations(model)
+        return model.SerializeToString()
 
     def _shared_initializers(self, bundle: Bundle, sub: Subnetwork) -> dict:
         """OrtValues over one memory map of weights.bin, created once per bundle."""
