@@ -24,6 +24,30 @@ from fan_edge.models.cost import subnet_costs  # noqa: E402
 from fan_edge.train.checkpoint import load_checkpoint  # noqa: E402
 
 
+def measure_latency(checkpoint: Path, frames: list[int], iters: int = 50) -> dict[int, float]:
+    """p50 batch-1 latency (ms) of each frame count, PyTorch on this CPU."""
+    import time
+
+    import torch
+
+    from fan_edge.train.checkpoint import load_model
+
+    model, ckpt = load_model(checkpoint)
+    size = ckpt["model_config"]["input_size"]
+    out = {}
+    with torch.inference_mode():
+        for n in frames:
+            x = torch.randn(1, n, 3, size, size)
+            times = []
+            for i in range(iters + 5):
+                t0 = time.perf_counter()
+                model(x)
+                if i >= 5:
+                    times.append((time.perf_counter() - t0) * 1e3)
+            out[n] = statistics.median(times)
+    return out
+
+
 def collect(runs: Path) -> tuple[dict, dict]:
     """{model: {frames: [top1 per seed]}} and {frames: GFLOPs} of the tiny model."""
     acc: dict = defaultdict(lambda: defaultdict(list))
@@ -55,20 +79,25 @@ def main() -> None:
     trained = {"FAN": [4, 8, 16], "standard-16": [4, 8, 16]}
     st = {n: mean[f"standard-{n}"][n] for n in (4, 8, 16) if f"standard-{n}" in mean}
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for name, frames in trained.items():
-        if name in mean:
-            ax.plot([gflops[n] for n in frames], [mean[name][n] for n in frames], "o-", label=name)
-    if st:
-        ax.plot([gflops[n] for n in st], list(st.values()), "s--", label="ST (3 models)")
-    for n in (4, 8, 16):
-        ax.annotate(f"{n}F", (gflops[n], mean.get("FAN", {}).get(n, 0)), textcoords="offset "
-                    "points", xytext=(4, -12), fontsize=8)  # fmt: skip
-    ax.set_xlabel("GFLOPs per clip (tiny TSM-R18, 32x32)")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title("Accuracy vs cost, synthetic benchmark")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    latency = measure_latency(next(args.runs.glob("FAN_seed*/checkpoint.pt")), [4, 8, 16])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = ((axes[0], gflops, "GFLOPs per clip (tiny TSM-R18, 32x32)"),
+              (axes[1], latency, "p50 latency, batch 1, PyTorch CPU (ms)"))  # fmt: skip
+    for ax, cost, label in panels:
+        for name, frames in trained.items():
+            if name in mean:
+                ax.plot([cost[n] for n in frames], [mean[name][n] for n in frames], "o-",
+                        label=name)  # fmt: skip
+        if st:
+            ax.plot([cost[n] for n in st], list(st.values()), "s--", label="ST (3 models)")
+        for n in (4, 8, 16):
+            ax.annotate(f"{n}F", (cost[n], mean.get("FAN", {}).get(n, 0)),
+                        textcoords="offset points", xytext=(4, -12), fontsize=8)  # fmt: skip
+        ax.set_xlabel(label)
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Accuracy vs cost, synthetic benchmark")
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_cost.png", dpi=120)
 
@@ -84,11 +113,14 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "temporal_deviation.png", dpi=120)
 
-    lines = ["| model | frames | GFLOPs | top-1 (%) |", "|---|---|---|---|"]
+    lines = [
+        "| model | frames | GFLOPs | p50 ms (PyTorch CPU) | top-1 (%) |",
+        "|---|---|---|---|---|",
+    ]
     for name, frames in trained.items():
-        lines += [f"| {name} | {n} | {gflops[n]:.3f} | {mean[name][n]:.1f} |" for n in frames
-                  if name in mean]  # fmt: skip
-    lines += [f"| ST | {n} | {gflops[n]:.3f} | {v:.1f} |" for n, v in st.items()]
+        lines += [f"| {name} | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {mean[name][n]:.1f} |"
+                  for n in frames if name in mean]  # fmt: skip
+    lines += [f"| ST | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {v:.1f} |" for n, v in st.items()]
     (out / "accuracy_vs_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {out / 'accuracy_vs_cost.png'}, {out / 'temporal_deviation.png'}")
