@@ -10,89 +10,59 @@ Every clip is a pure function of (seed, index).
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-CLASSES: tuple[str, ...] = (
-    "moving left",
-    "moving right",
-    "moving up",
-    "moving down",
-    "rotating clockwise",
-    "rotating counter-clockwise",
-    "growing",
-    "shrinking",
-    "fading in",
-    "fading out",
-    "right and back",
-    "up and back",
-    "right then up",
-    "up then right",
-    "left and back",
-    "down and back",
-    "pulsing",
-    "blinking",
-    "turning and back",
-    "left then down",
-    "down then left",
-)
 
+class _Progress(NamedTuple):
+    s: float  # 0 -> 1 through the action
+    back: float  # 0 -> 1 -> 0 (out and back)
+    first: float  # 0 -> 1 in the first half, then 1
+    second: float  # 0 in the first half, then 0 -> 1
+    amp: float  # travel in pixels
+    turn: float  # rotation in radians
+
+
+# Each action sets some of (dx, dy, rot, scale, alpha); the others stay (0, 0, 0, 1, 1).
+# The order of this table is the class order.
+_ACTIONS: dict[str, Callable[[_Progress], dict[str, float]]] = {
+    "moving left": lambda p: {"dx": -p.amp * p.s},
+    "moving right": lambda p: {"dx": p.amp * p.s},
+    "moving up": lambda p: {"dy": -p.amp * p.s},
+    "moving down": lambda p: {"dy": p.amp * p.s},
+    "rotating clockwise": lambda p: {"rot": p.turn * p.s},
+    "rotating counter-clockwise": lambda p: {"rot": -p.turn * p.s},
+    "growing": lambda p: {"scale": 0.7 + 0.6 * p.s},
+    "shrinking": lambda p: {"scale": 1.3 - 0.6 * p.s},
+    "fading in": lambda p: {"alpha": 0.3 + 0.7 * p.s},
+    "fading out": lambda p: {"alpha": 1.0 - 0.7 * p.s},
+    "right and back": lambda p: {"dx": p.amp * p.back},
+    "up and back": lambda p: {"dy": -p.amp * p.back},
+    "right then up": lambda p: {"dx": p.amp * p.first, "dy": -p.amp * p.second},
+    "up then right": lambda p: {"dx": p.amp * p.second, "dy": -p.amp * p.first},
+    "left and back": lambda p: {"dx": -p.amp * p.back},
+    "down and back": lambda p: {"dy": p.amp * p.back},
+    "pulsing": lambda p: {"scale": 1.0 + 0.4 * p.back},
+    "blinking": lambda p: {"alpha": 1.0 - 0.7 * p.back},
+    "turning and back": lambda p: {"rot": p.turn * p.back},
+    "left then down": lambda p: {"dx": -p.amp * p.first, "dy": p.amp * p.second},
+    "down then left": lambda p: {"dx": -p.amp * p.second, "dy": p.amp * p.first},
+}
+CLASSES: tuple[str, ...] = tuple(_ACTIONS)
 
 Pose = tuple[float, float, float, float, float]
 
 
 def _pose(label: int, s: float, amp: float, turn: float) -> Pose:
     """(dx, dy, rotation, scale, alpha) of the object at progress s in [0, 1] of its action."""
-    dx = dy = rot = 0.0
-    scale = alpha = 1.0
-    back = 1 - abs(2 * s - 1)  # 0 -> 1 -> 0
-    first, second = min(2 * s, 1.0), max(2 * s - 1, 0.0)
-    name = CLASSES[label]
-    if name == "moving left":
-        dx = -amp * s
-    elif name == "moving right":
-        dx = amp * s
-    elif name == "moving up":
-        dy = -amp * s
-    elif name == "moving down":
-        dy = amp * s
-    elif name == "rotating clockwise":
-        rot = turn * s
-    elif name == "rotating counter-clockwise":
-        rot = -turn * s
-    elif name == "growing":
-        scale = 0.7 + 0.6 * s
-    elif name == "shrinking":
-        scale = 1.3 - 0.6 * s
-    elif name == "fading in":
-        alpha = 0.3 + 0.7 * s
-    elif name == "fading out":
-        alpha = 1.0 - 0.7 * s
-    elif name == "right and back":
-        dx = amp * back
-    elif name == "up and back":
-        dy = -amp * back
-    elif name == "right then up":
-        dx, dy = amp * first, -amp * second
-    elif name == "up then right":
-        dx, dy = amp * second, -amp * first
-    elif name == "left and back":
-        dx = -amp * back
-    elif name == "down and back":
-        dy = amp * back
-    elif name == "pulsing":
-        scale = 1.0 + 0.4 * back
-    elif name == "blinking":
-        alpha = 1.0 - 0.7 * back
-    elif name == "turning and back":
-        rot = turn * back
-    elif name == "left then down":
-        dx, dy = -amp * first, amp * second
-    elif name == "down then left":
-        dx, dy = -amp * second, amp * first
-    return dx, dy, rot, scale, alpha
+    progress = _Progress(s, 1 - abs(2 * s - 1), min(2 * s, 1.0), max(2 * s - 1, 0.0), amp, turn)
+    pose = {"dx": 0.0, "dy": 0.0, "rot": 0.0, "scale": 1.0, "alpha": 1.0}
+    pose.update(_ACTIONS[CLASSES[label]](progress))
+    return pose["dx"], pose["dy"], pose["rot"], pose["scale"], pose["alpha"]
 
 
 @dataclass(frozen=True)
