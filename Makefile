@@ -32,8 +32,8 @@ test: $(STAMP)
 RESULTS := benchmarks/results
 report: $(STAMP)
 	mkdir -p $(RESULTS)
-	$(BIN)/python benchmarks/fan_vs_st.py --out runs/fan_vs_st --seeds 0 1 | tee $(RESULTS)/fan_vs_st.md
-	$(BIN)/python benchmarks/accuracy_plot.py --runs runs/fan_vs_st --out $(RESULTS)
+	$(BIN)/python benchmarks/reproduce.py
+	$(BIN)/python benchmarks/accuracy_plot.py --runs runs/reproduce --out $(RESULTS)
 	$(BIN)/fan-edge flops --preset r50 | tee $(RESULTS)/flops_r50.txt
 	$(BIN)/python benchmarks/bundle_size.py | tee $(RESULTS)/bundle_size.md
 	$(BIN)/python benchmarks/runtime_memory.py --iters 5 | tee $(RESULTS)/runtime_memory.md

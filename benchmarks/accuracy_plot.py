@@ -1,10 +1,10 @@
-"""Accuracy versus cost, and Temporal Deviation, from the runs of benchmarks/fan_vs_st.py.
+"""Accuracy versus cost from the runs of benchmarks/reproduce.py.
 
-Reads RUNS/<model>_seed<k>/eval.json, writes accuracy_vs_cost.png (top-1 against GFLOPs and,
-if a latency profile is given, against measured latency), temporal_deviation.png (each model
-at every evaluated frame count, as in the paper's Figures 1-2) and accuracy_vs_cost.md.
+Reads RUNS/<model>_seed<k>/eval.json of FAN, the standard model and ST, and writes
+accuracy_vs_cost.png (top-1 against GFLOPs and against latency measured here) and
+accuracy_vs_cost.md.
 
-    python benchmarks/accuracy_plot.py --runs runs/fan_vs_st [--profile models/demo]
+    python benchmarks/accuracy_plot.py --runs runs/reproduce --out benchmarks/results
 """
 
 import argparse
@@ -22,6 +22,8 @@ from fan_edge.config import ModelConfig  # noqa: E402
 from fan_edge.models import build_model  # noqa: E402
 from fan_edge.models.cost import subnet_costs  # noqa: E402
 from fan_edge.train.checkpoint import load_checkpoint  # noqa: E402
+
+LABELS = {"fan": "FAN", "standard-16": "standard (16F)"}
 
 
 def measure_latency(checkpoint: Path, frames: list[int], iters: int = 50) -> dict[int, float]:
@@ -64,22 +66,22 @@ def collect(runs: Path) -> tuple[dict, dict]:
             costs = subnet_costs(build_model(cfg), cfg.input_size, frames)
             gflops = {c.frames: c.gflops for c in costs}
     if not acc:
-        raise SystemExit(f"error: no */eval.json under {runs}: run benchmarks/fan_vs_st.py first")
+        raise SystemExit(f"error: no */eval.json under {runs}: run benchmarks/reproduce.py first")
     return acc, gflops
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--runs", type=Path, default=Path("runs/fan_vs_st"))
+    p.add_argument("--runs", type=Path, default=Path("runs/reproduce"))
     p.add_argument("--out", type=Path, default=None, help="default: --runs")
     args = p.parse_args()
     out = args.out or args.runs
     acc, gflops = collect(args.runs)
     mean = {m: {n: statistics.fmean(v) for n, v in r.items()} for m, r in acc.items()}
-    trained = {"FAN": [4, 8, 16], "standard-16": [4, 8, 16]}
+    trained = {"fan": [4, 8, 16], "standard-16": [4, 8, 16]}
     st = {n: mean[f"standard-{n}"][n] for n in (4, 8, 16) if f"standard-{n}" in mean}
 
-    latency = measure_latency(next(args.runs.glob("FAN_seed*/checkpoint.pt")), [4, 8, 16])
+    latency = measure_latency(next(args.runs.glob("fan_seed*/checkpoint.pt")), [4, 8, 16])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     panels = ((axes[0], gflops, "GFLOPs per clip (tiny TSM-R18, 32x32)"),
               (axes[1], latency, "p50 latency, batch 1, PyTorch CPU (ms)"))  # fmt: skip
@@ -87,11 +89,11 @@ def main() -> None:
         for name, frames in trained.items():
             if name in mean:
                 ax.plot([cost[n] for n in frames], [mean[name][n] for n in frames], "o-",
-                        label=name)  # fmt: skip
+                        label=LABELS[name])  # fmt: skip
         if st:
             ax.plot([cost[n] for n in st], list(st.values()), "s--", label="ST (3 models)")
         for n in (4, 8, 16):
-            ax.annotate(f"{n}F", (cost[n], mean.get("FAN", {}).get(n, 0)),
+            ax.annotate(f"{n}F", (cost[n], mean.get("fan", {}).get(n, 0)),
                         textcoords="offset points", xytext=(4, -12), fontsize=8)  # fmt: skip
         ax.set_xlabel(label)
         ax.set_ylabel("top-1 (%)")
@@ -101,29 +103,18 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_cost.png", dpi=120)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in sorted(mean):
-        frames = sorted(mean[name])
-        ax.plot(frames, [mean[name][n] for n in frames], "o-", label=name)
-    ax.set_xlabel("frames at evaluation")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title("Temporal Deviation: each model at every frame count")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "temporal_deviation.png", dpi=120)
-
     lines = [
         "| model | frames | GFLOPs | p50 ms (PyTorch CPU) | top-1 (%) |",
         "|---|---|---|---|---|",
     ]
     for name, frames in trained.items():
-        lines += [f"| {name} | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {mean[name][n]:.1f} |"
+        label = LABELS[name]
+        lines += [f"| {label} | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {mean[name][n]:.1f} |"
                   for n in frames if name in mean]  # fmt: skip
     lines += [f"| ST | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {v:.1f} |" for n, v in st.items()]
     (out / "accuracy_vs_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"wrote {out / 'accuracy_vs_cost.png'}, {out / 'temporal_deviation.png'}")
+    print(f"wrote {out / 'accuracy_vs_cost.png'}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ console = Console()
 # repeated, so `main` rewrites the first form into the second before parsing, for the
 # commands where the option is a list (in `run`, `--frames` is one number).
 MULTI_VALUE_OPTIONS = {"--frames"}
-LIST_COMMANDS = {"train", "eval", "flops", "export"}
+LIST_COMMANDS = {"train", "eval", "flops", "export", "analyze"}
 
 
 def expand_multi_value_options(argv: list[str]) -> list[str]:
@@ -58,6 +58,9 @@ def expand_multi_value_options(argv: list[str]) -> list[str]:
 class Mode(str, Enum):
     fan = "fan"
     standard = "standard"
+    st = "st"
+    mixed = "mixed"
+    proportional = "proportional"
 
 
 class Preset(str, Enum):
@@ -96,58 +99,101 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint.pt, metrics.json.")] = Path(
         "runs/train"
     ),
-    data: Annotated[str, typer.Option(help="'synthetic', a videos .csv, or a frame list.")] = (
-        "synthetic"
-    ),
+    data: Annotated[
+        str,
+        typer.Option(
+            help="'synthetic', 'synthetic-poses' (a spatial "
+            "pretraining task), a videos .csv, or a frame list."
+        ),
+    ] = ("synthetic"),
     val: Annotated[str | None, typer.Option(help="Validation data (same forms).")] = None,
-    mode: Annotated[Mode, typer.Option(help="fan: K sub-networks; standard: one.")] = Mode.fan,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="fan: K sub-networks; standard: one count; st: one "
+            "standard model per count; mixed / proportional: the "
+            "paper's baselines over a low and a high count."
+        ),
+    ] = (Mode.fan),
     preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.tiny,
     frames: FramesOpt = None,
     epochs: Annotated[int, typer.Option(help="Epochs.", min=1)] = 10,
     batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
-    kd_warmup: Annotated[float, typer.Option(help="Epochs to ramp --lambda up from 0.")] = 0.0,
+    kd_warmup: Annotated[
+        float,
+        typer.Option(help="Epochs over which students move from cross-entropy to distillation."),
+    ] = 0.0,
+    distill: Annotated[
+        bool,
+        typer.Option(
+            help="fan: Mutual Distillation; --no-distill: cross-entropy on every sub-network."
+        ),
+    ] = True,
+    rho: Annotated[
+        float,
+        typer.Option(help="mixed / proportional: probability of the mixed / high-count clip."),
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.")] = 0,
     num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1)] = 2000,
     num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1)] = 500,
     specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = True,
     weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = True,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this checkpoint's weights (e.g. a pretrained standard model)."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
 ) -> None:
-    """Train one FAN checkpoint (or a standard single-frame-count model)."""
+    """Train one FAN checkpoint (or a baseline: standard, st, mixed, proportional)."""
     from fan_edge.train.api import train_from_options
 
     result = train_from_options(
         out=out, data=data, val=val, mode=mode.value, preset=preset.value, frames=frames,
         epochs=epochs, batch_size=batch_size, lr=lr, kd_lambda=kd_lambda, seed=seed,
-        kd_warmup_epochs=kd_warmup,
+        kd_warmup_epochs=kd_warmup, distill=distill, rho=rho, init=init,
         num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
         weight_alteration=weight_alteration, workers=workers, resume=resume,
         max_steps=max_steps,
     )  # fmt: skip
-    if result["epochs"]:
-        console.print(f"checkpoint: {result['checkpoint']}")
+    for r in result.get("runs", {"": result}).values():
+        if r["epochs"]:
+            console.print(f"checkpoint: {r['checkpoint']}")
 
 
 @app.command("eval")
 def eval_(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from `fan-edge train`.")],
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(help="Checkpoints from `fan-edge train`, or an `--mode st` folder."),
+    ],
     frames: FramesOpt = None,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            help="Average every model's softmax at each count "
+            "(default: the nearest trained count serves)."
+        ),
+    ] = (False),
     data: Annotated[str | None, typer.Option(help="Default: the run's validation data.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
     batch_size: Annotated[int, typer.Option(help="Clips per batch.", min=1)] = 32,
 ) -> None:
-    """Top-1/top-5 per frame count, each served by the nearest sub-network."""
+    """Top-1/top-5 per frame count, each served by the nearest sub-network (or model)."""
     from fan_edge.train.api import evaluate_checkpoint
 
-    report = evaluate_checkpoint(checkpoint, frames or [2, 4, 6, 8, 12, 16, 20], data, batch_size)
+    report = evaluate_checkpoint(checkpoints, frames or [2, 4, 6, 8, 12, 16, 20], data,
+                                 batch_size, ensemble=ensemble)  # fmt: skip
     rows = [[n, r["subnet_frames"], r["top1"], r["top5"], r["num_clips"]]
             for n, r in report["results"].items()]  # fmt: skip
-    cols = ["frames", "sub-network", "top-1 %", "top-5 %", "clips"]
-    console.print(_table(f"{checkpoint} on {report['data']}", cols, rows))
+    cols = ["frames", "served by", "top-1 %", "top-5 %", "clips"]
+    title = " + ".join(map(str, report["checkpoints"]))
+    console.print(_table(f"{title} on {report['data']}", cols, rows))
     if json_out:
         from fan_edge.fileio import write_json
 
@@ -324,6 +370,58 @@ def demo(
     from fan_edge.demo import run_demo
 
     run_demo(out, epochs=epochs, console=console)
+
+
+analyze_app = typer.Typer(no_args_is_help=True, help="Look inside trained models.")
+app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("bn-shift")
+def bn_shift(
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A FAN checkpoint (its sub-networks are compared), or two checkpoints."
+        ),
+    ],
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="Measure the statistics on data at each of "
+            "--frames instead of reading stored ones."
+        ),
+    ] = False,
+    frames: FramesOpt = None,
+    clips: Annotated[int, typer.Option(help="--live: clips per frame count.", min=1)] = 64,
+    data: Annotated[
+        str | None, typer.Option(help="--live: default the run's validation data.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for bn_shift.json and bn_shift.png.")] = Path(
+        "runs/analysis"
+    ),
+) -> None:
+    """Distance between normalization statistics per layer (the paper's Figure 3)."""
+    from fan_edge.analysis.bn_shift import bn_shift_report, plot_bn_shift
+    from fan_edge.fileio import write_json
+
+    report = bn_shift_report(checkpoints, live=live, frames=frames, clips=clips, data=data)
+    comps = report["comparisons"]
+    names = [r["layer"] for r in comps[0]["layers"]]
+    cols = ["layer", "channels"] + [f"{c['a']} vs {c['b']}" for c in comps]
+    rows = [
+        [name, comps[0]["layers"][i]["channels"]]
+        + [f"{c['layers'][i]['sym_kl']:.4f}" for c in comps]
+        for i, name in enumerate(names)
+    ]
+    rows.append(["mean", ""] + [f"{c['summary']['mean_sym_kl']:.4f}" for c in comps])
+    console.print(_table("symmetric KL between normalization statistics, per layer", cols, rows))
+    write_json(out / "bn_shift.json", report)
+    try:
+        plot_bn_shift(report, out / "bn_shift.png")
+    except ImportError:
+        console.print("plot skipped: matplotlib is missing (pip install 'fan-edge[plot]')")
+    else:
+        console.print(f"wrote {out / 'bn_shift.json'} and {out / 'bn_shift.png'}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,7 +61,7 @@ def preset(name: str, **overrides) -> ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. `mode` is 'fan' (Mutual Distillation) or 'standard'."""
+    """Optimisation settings. `mode` names an entry of `fan_edge.train.modes.MODES`."""
 
     mode: str = "fan"
     epochs: int = 10
@@ -71,10 +71,13 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5
     kd_lambda: float = 1.0
-    # Ramp the distillation weight from 0 to kd_lambda over this many epochs. The paper starts
-    # from ImageNet weights (0 = its setting); from scratch, distilling towards a still-random
-    # teacher slows the shared weights down, so the teacher first learns alone.
+    # Over this many epochs each student's loss moves from its own cross-entropy to the KL
+    # towards the teacher. The paper starts from ImageNet weights (0 = its setting); from
+    # scratch, distilling towards a still-random teacher holds the shared weights back.
     kd_warmup_epochs: float = 0.0
+    distill: bool = True  # False: cross-entropy on every sub-network (the paper's ablation)
+    rho: float = 0.5  # mixed / proportional: probability of the mixed / high-count clip
+    init: str | None = None  # checkpoint to start from (shared names; see checkpoint.init_from)
     seed: int = 0
     workers: int = 0
     extra: dict = field(default_factory=dict)
@@ -84,6 +87,8 @@ class TrainConfig:
             raise FanEdgeError("epochs and batch size must be >= 1")
         if self.lr <= 0:
             raise FanEdgeError(f"learning rate must be positive, got {self.lr}")
+        if not 0.0 <= self.rho <= 1.0:
+            raise FanEdgeError(f"--rho is a probability: give a value in [0, 1], got {self.rho}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

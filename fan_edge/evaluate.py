@@ -1,4 +1,10 @@
-"""Top-1 / top-5 per frame count, each served by its nearest sub-network."""
+"""Top-1 / top-5 per frame count.
+
+One model: each count is served by its nearest sub-network. Several models (e.g. Separated
+Training, one standard model per count): by default the model whose trained count is
+nearest serves it, the same rule across models; with `ensemble=True` every model sees the
+clip and their softmax outputs are averaged (the paper's Ensemble baseline).
+"""
 
 from collections.abc import Sequence
 
@@ -7,34 +13,53 @@ from torch.utils.data import DataLoader
 
 from fan_edge.config import ModelConfig
 from fan_edge.data.datasets import ClipDataset
+from fan_edge.frames import select_subnetwork
 from fan_edge.models import FrameAdaptiveNet
+
+
+def serving_networks(
+    models: Sequence[FrameAdaptiveNet], n: int, ensemble: bool
+) -> list[tuple[int, torch.nn.Module]]:
+    """(trained frame count, network) pairs that answer a clip of `n` frames."""
+    if ensemble:
+        return [(m.frames[m.select(n)], m.subnetwork(m.select(n))) for m in models]
+    counts = sorted({f for m in models for f in m.frames})
+    best = counts[select_subnetwork(n, counts)]
+    model = next(m for m in models if best in m.frames)
+    return [(best, model.subnetwork(model.frames.index(best)))]
 
 
 @torch.no_grad()
 def evaluate(
-    model: FrameAdaptiveNet,
+    model: FrameAdaptiveNet | Sequence[FrameAdaptiveNet],
     source,
     frame_counts: Sequence[int],
     cfg: ModelConfig,
     *,
+    ensemble: bool = False,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     progress=None,
 ) -> dict[int, dict]:
     """Returns {n: {"top1", "top5", "subnet_frames", "num_clips"}} with accuracies in %."""
-    model.eval()
+    models = [model] if isinstance(model, FrameAdaptiveNet) else list(model)
+    for m in models:
+        m.eval()
     results = {}
     for n in frame_counts:
         ds = ClipDataset(source, (n,), cfg.input_size, cfg.mean, cfg.std, train=False)
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
-        index = model.select(n)
-        net = model.subnetwork(index)
+        nets = serving_networks(models, n, ensemble)
         top1 = top5 = total = 0
         task = progress.add_task(f"eval {n}F", total=len(loader), info="") if progress else None
         for (clip,), y in loader:
-            logits = net(clip.to(device))
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices.cpu()
+            clip = clip.to(device)
+            if len(nets) == 1:
+                scores = nets[0][1](clip)
+            else:
+                scores = torch.stack([net(clip).softmax(dim=1) for _, net in nets]).mean(dim=0)
+            k = min(5, scores.shape[1])
+            top = scores.topk(k, dim=1).indices.cpu()
             top1 += (top[:, 0] == y).sum().item()
             top5 += (top == y[:, None]).any(dim=1).sum().item()
             total += len(y)
@@ -42,10 +67,11 @@ def evaluate(
                 progress.advance(task)
         if progress:
             progress.remove_task(task)
+        served = [f for f, _ in nets]
         results[n] = {
             "top1": 100.0 * top1 / total,
             "top5": 100.0 * top5 / total,
-            "subnet_frames": model.frames[index],
+            "subnet_frames": served[0] if len(served) == 1 else served,
             "num_clips": total,
         }
     return results

@@ -11,7 +11,7 @@ from fan_edge import FanEdgeError
 from fan_edge.data.datasets import ClipDataset, FrameFolderList, VideoCSV, open_source
 from fan_edge.data.export import write_synthetic
 from fan_edge.data.sampling import segment_indices
-from fan_edge.data.synthetic import CLASSES, SyntheticActions
+from fan_edge.data.synthetic import CLASSES, SyntheticActions, SyntheticPoses
 from fan_edge.data.video import count_frames, read_video_frames, write_video
 
 
@@ -58,6 +58,17 @@ def test_synthetic_dataset_is_roughly_balanced_over_all_classes():
     d = SyntheticActions(630, seed=0)
     counts = np.bincount([d.label(i) for i in range(630)], minlength=len(CLASSES))
     assert len(counts) == len(CLASSES) and counts.min() > 10
+
+
+def test_pose_task_relabels_the_same_clips_by_direction():
+    actions, poses = SyntheticActions(40, seed=3), open_source("synthetic-poses", seed=3,
+                                                                num_videos=40)  # fmt: skip
+    assert isinstance(poses, SyntheticPoses) and len(poses.classes) == 8
+    assert np.array_equal(poses.render(5), actions.render(5))  # same pixels, other labels
+    labels = [poses.label(i) for i in range(40)]
+    assert labels == [SyntheticPoses(40, seed=3).label(i) for i in range(40)]
+    assert set(labels) <= set(range(8)) and len(set(labels)) >= 6
+    assert labels != [actions.label(i) % 8 for i in range(40)]
 
 
 def test_clip_dataset_returns_one_clip_per_frame_count(tiny_cfg):

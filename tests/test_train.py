@@ -62,7 +62,7 @@ def test_resume_with_other_options_is_refused(tmp_path):
 
 
 def test_standard_mode_needs_one_frame_count(tmp_path):
-    with pytest.raises(FanEdgeError, match="single"):
+    with pytest.raises(FanEdgeError, match="trains on 1 frame count.*--frames 16"):
         train_from_options(out=tmp_path, mode="standard", frames=[4, 8], **SMALL)
 
 

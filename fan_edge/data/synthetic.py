@@ -92,11 +92,8 @@ class SyntheticActions:
         rng.integers(len(CLASSES))
         return int(rng.integers(self.min_frames, self.max_frames + 1))
 
-    def render(self, index: int) -> np.ndarray:
-        """The whole clip, (L, size, size, 3) uint8 RGB."""
-        if not 0 <= index < self.num_videos:
-            raise IndexError(index)
-        rng = self._rng(index)
+    def _draw(self, rng: np.random.Generator) -> tuple:
+        """The clip's first random draws: label, length, action timing, motion, size, angle."""
         label = int(rng.integers(len(CLASSES)))
         length = int(rng.integers(self.min_frames, self.max_frames + 1))
         s = self.size
@@ -105,9 +102,18 @@ class SyntheticActions:
         start = rng.uniform(0, length - dur)
         amp, turn = rng.uniform(0.15, 0.3) * s, rng.uniform(math.pi / 3, 2 * math.pi / 3)
         radius = rng.uniform(0.13, 0.2) * s
+        angle0 = rng.uniform(0, 2 * math.pi)
+        return label, length, dur, start, amp, turn, radius, angle0
+
+    def render(self, index: int) -> np.ndarray:
+        """The whole clip, (L, size, size, 3) uint8 RGB."""
+        if not 0 <= index < self.num_videos:
+            raise IndexError(index)
+        rng = self._rng(index)
+        label, length, dur, start, amp, turn, radius, angle0 = self._draw(rng)
+        s = self.size
         # An arrow-like polygon: asymmetric, so rotation direction is visible.
         shape = np.array([[1.0, 0.0], [-0.6, 0.7], [-0.2, 0.0], [-0.6, -0.7]]) * radius
-        angle0 = rng.uniform(0, 2 * math.pi)
         color = rng.uniform(140, 255, 3)
         bg = rng.uniform(0, 90, 3)
         poses = [_pose(label, float(np.clip((t - start) / dur, 0, 1)), amp, turn)
@@ -137,3 +143,21 @@ class SyntheticActions:
 
     def read(self, index: int, indices: np.ndarray) -> np.ndarray:
         return self.render(index)[indices]
+
+
+POSE_BINS = 8
+
+
+@dataclass(frozen=True)
+class SyntheticPoses(SyntheticActions):
+    """The same clips labelled by where the arrow points before its action (8 directions).
+
+    A spatial task that one frame answers (for most clips): the pretraining stand-in for
+    ImageNet, teaching a network to find the object without teaching it any motion.
+    """
+
+    classes = tuple(f"pointing {i * 360 // POSE_BINS} degrees" for i in range(POSE_BINS))
+
+    def label(self, index: int) -> int:
+        angle0 = self._draw(self._rng(index))[-1]
+        return int(angle0 / (2 * math.pi) * POSE_BINS) % POSE_BINS

@@ -7,7 +7,6 @@ such convolution gets a private, pre-scaled weight and the depthwise conv and ad
 """
 
 
-
 def fold_alterations(model) -> int:
     """Rewrite `model` (an onnx.ModelProto with weights loaded) in place; return folds done."""
     from onnx import numpy_helper

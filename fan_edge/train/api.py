@@ -5,9 +5,14 @@ from pathlib import Path
 from fan_edge.config import ModelConfig, TrainConfig, preset
 from fan_edge.data.datasets import open_source
 from fan_edge.errors import FanEdgeError
+from fan_edge.frames import validate_frame_set
 
-DEFAULT_FRAMES = {"fan": (4, 8, 16), "standard": (16,)}
 VAL_SEED_OFFSET = 1000  # synthetic validation clips never overlap the training clips
+ST_MODE = "st"  # Separated Training: one `standard` run per frame count, in sub-folders
+
+
+def st_run_name(frames: int) -> str:
+    return f"standard-{frames}"
 
 
 def train_from_options(
@@ -28,21 +33,40 @@ def train_from_options(
     num_val: int,
     specialize_norm: bool = True,
     weight_alteration: bool = True,
+    distill: bool = True,
+    rho: float = 0.5,
+    init: Path | None = None,
+    validate: bool = True,
     workers: int = 0,
     resume: bool = False,
     max_steps: int | None = None,
     quiet: bool = False,
 ) -> dict:
-    """Resolve data and configs from CLI-style options, then train."""
+    """Resolve data and configs from CLI-style options, then train.
+
+    Mode `st` trains one `standard` model per frame count into `out/standard-N/`.
+    `validate=False` skips the per-epoch validation (the data is still recorded for `eval`).
+    """
     from fan_edge.config import preset as make_preset
+    from fan_edge.train.modes import MODES
     from fan_edge.train.trainer import train
 
-    frames = tuple(frames) if frames else DEFAULT_FRAMES.get(mode, (4, 8, 16))
-    fan = mode != "standard"
+    options = {k: v for k, v in locals().items() if k not in ("make_preset", "MODES", "train")}
+    if mode == ST_MODE:
+        counts = validate_frame_set(frames or (4, 8, 16))
+        runs = {}
+        for n in counts:
+            sub = options | {"out": Path(out) / st_run_name(n), "mode": "standard", "frames": [n]}
+            runs[n] = train_from_options(**sub)
+        return {"runs": {str(n): r for n, r in runs.items()}}
+    if mode not in MODES:
+        raise FanEdgeError(f"unknown mode {mode!r}: choose one of {', '.join([*MODES, ST_MODE])}")
+    frames = tuple(frames) if frames else MODES[mode].default_frames
+    plain = MODES[mode].plain
     size = make_preset(preset, num_classes=2).input_size
     train_src = open_source(data, size=size, seed=seed, num_videos=num_videos)
-    if val is None and data == "synthetic":
-        val = "synthetic"
+    if val is None and data.startswith("synthetic"):
+        val = data
     val_seed = seed + VAL_SEED_OFFSET
     val_src = open_source(val, size=size, seed=val_seed, num_videos=num_val) if val else None
     if val_src is not None and list(val_src.classes) != list(train_src.classes):
@@ -52,39 +76,84 @@ def train_from_options(
         preset,
         num_classes=len(train_src.classes),
         frames=frames,
-        specialize_norm=fan and specialize_norm,
-        weight_alteration=fan and weight_alteration,
+        specialize_norm=not plain and specialize_norm,
+        weight_alteration=not plain and weight_alteration,
     )
     data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val}
     train_cfg = TrainConfig(mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
                             kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, seed=seed,
+                            distill=distill, rho=rho, init=str(init) if init else None,
                             workers=workers,
                             extra={"data": data_spec})  # fmt: skip
-    return train(model_cfg, train_cfg, train_src, val_src, out, resume=resume,
-                 max_steps=max_steps, quiet=quiet)  # fmt: skip
+    return train(model_cfg, train_cfg, train_src, val_src if validate else None, out,
+                 resume=resume, max_steps=max_steps, quiet=quiet)  # fmt: skip
 
 
-def evaluate_checkpoint(
-    checkpoint: Path, frames: list[int], data: str | None = None, batch_size: int = 32
-) -> dict:
-    """Evaluate at each count in `frames`; `data` defaults to the run's validation data."""
-    from fan_edge.evaluate import evaluate
-    from fan_edge.train.checkpoint import load_model
+def checkpoint_paths(paths: Path | list[Path]) -> list[Path]:
+    """Expand an `--mode st` folder (or a run folder) into its checkpoint files."""
+    out = []
+    for p in [paths] if isinstance(paths, (str, Path)) else paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(p.glob("checkpoint.pt")) or sorted(p.glob("*/checkpoint.pt"))
+            if not found:
+                raise FanEdgeError(f"no checkpoint.pt in {p} or its sub-folders: "
+                                   "pass checkpoint files")  # fmt: skip
+            out += found
+        else:
+            out.append(p)
+    return out
 
-    model, ckpt = load_model(checkpoint)
+
+def validation_source(path: Path, ckpt: dict, data: str | None = None) -> tuple[str, object]:
+    """`data` (default: the run's own validation data) opened for the checkpoint's model."""
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     spec = ckpt["train_config"].get("extra", {}).get("data", {})
     data = data or spec.get("val")
     if not data:
-        raise FanEdgeError(f"{checkpoint} records no validation data: pass --data")
+        raise FanEdgeError(f"{path} records no validation data: pass --data")
     source = open_source(data, size=cfg.input_size, seed=spec.get("val_seed", 0),
                          num_videos=spec.get("num_val", 500), classes=ckpt["classes"])  # fmt: skip
-    results = evaluate(model, source, frames, cfg, batch_size=batch_size)
+    return data, source
+
+
+def evaluate_checkpoint(
+    checkpoints: Path | list[Path],
+    frames: list[int],
+    data: str | None = None,
+    batch_size: int = 32,
+    *,
+    ensemble: bool = False,
+) -> dict:
+    """Evaluate at each count in `frames`; `data` defaults to the run's validation data.
+
+    Several checkpoints (Separated Training) answer each count with the model trained
+    nearest to it, or all together with `ensemble=True`.
+    """
+    from fan_edge.evaluate import evaluate
+    from fan_edge.train.checkpoint import load_model
+
+    paths = checkpoint_paths(checkpoints)
+    loaded = [load_model(p) for p in paths]
+    models = [m for m, _ in loaded]
+    ckpt = loaded[0][1]
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    for path, (_, other) in zip(paths[1:], loaded[1:], strict=True):
+        o = ModelConfig.from_dict(other["model_config"])
+        if other["classes"] != ckpt["classes"] or (o.input_size, o.mean, o.std) != (
+            cfg.input_size, cfg.mean, cfg.std):  # fmt: skip
+            raise FanEdgeError(f"{path} has other classes or input preprocessing than "
+                               f"{paths[0]}: evaluate models of one task together")  # fmt: skip
+    data, source = validation_source(paths[0], ckpt, data)
+    results = evaluate(models, source, frames, cfg, batch_size=batch_size, ensemble=ensemble)
     return {
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(paths[0]),
+        "checkpoints": [str(p) for p in paths],
         "data": data,
-        "trained_frames": list(cfg.frames),
-        "mode": ckpt["train_config"]["mode"],
+        "trained_frames": sorted({f for m in models for f in m.frames}),
+        "mode": "ensemble"
+        if ensemble
+        else "+".join(sorted({c["train_config"]["mode"] for _, c in loaded})),  # fmt: skip
         "results": results,
     }
 

@@ -75,3 +75,44 @@ def load_model(path: str | Path) -> tuple[FrameAdaptiveNet, dict]:
         first = str(e).strip().splitlines()[0]
         raise FanEdgeError(f"{path} is damaged or from another version ({first})") from None
     return model.eval(), ckpt
+
+
+def _shared_name(key: str) -> str:
+    """A state-dict key without its sub-network index: `bn1.branches.2.weight` -> `bn1.weight`."""
+    parts = key.split(".")
+    out, i = [], 0
+    while i < len(parts):
+        if parts[i] == "branches" and i + 1 < len(parts) and parts[i + 1].isdigit():
+            i += 2
+            continue
+        out.append(parts[i])
+        i += 1
+    return ".".join(out)
+
+
+def init_from(model: FrameAdaptiveNet, path: str | Path) -> dict:
+    """Start `model` from another checkpoint's weights (the paper starts from ImageNet).
+
+    Tensors match by name with the sub-network index removed, so a standard model's norm
+    initialises every private copy, and a FAN's highest sub-network initialises a standard
+    model. Tensors of another shape (a classifier for other classes) keep their fresh init.
+    Returns {"loaded": n, "skipped": [keys]}.
+    """
+    ckpt = load_checkpoint(path)
+    source: dict[str, torch.Tensor] = {}
+    for key, t in ckpt["state_dict"].items():  # later branches (higher counts) win
+        source[_shared_name(key)] = t
+    state = model.state_dict()
+    loaded, skipped = 0, []
+    for key, t in state.items():
+        src = source.get(_shared_name(key))
+        if src is not None and src.shape == t.shape:
+            state[key] = src.clone()
+            loaded += 1
+        else:
+            skipped.append(key)
+    if not loaded:
+        raise FanEdgeError(f"no tensor of {path} fits this model: initialise from a checkpoint "
+                           "of the same architecture and width")  # fmt: skip
+    model.load_state_dict(state)
+    return {"loaded": loaded, "skipped": skipped}

@@ -23,29 +23,38 @@ from fan_edge.errors import FanEdgeError
 from fan_edge.evaluate import evaluate
 from fan_edge.fileio import write_json
 from fan_edge.models import FrameAdaptiveNet, build_model
-from fan_edge.train.checkpoint import load_checkpoint, save_checkpoint
-from fan_edge.train.losses import cross_entropy_all, mutual_distillation
-
-# mode -> loss over the per-sub-network logits (low to high frame count)
-LOSSES = {
-    "fan": mutual_distillation,
-    "standard": cross_entropy_all,
-}
+from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoint
+from fan_edge.train.modes import MODES, StepContext
 
 
 class TrainStep(nn.Module):
-    """One forward of every sub-network on its own sampling, and the mode's loss.
+    """The mode's forward(s) and loss for one batch of clips (one per sampled frame count).
 
     Wrapping this (not the model) in DDP keeps one DDP forward per backward.
     """
 
-    def __init__(self, model: FrameAdaptiveNet, loss_fn, lam: float):
+    def __init__(self, model: FrameAdaptiveNet, step, ctx: StepContext):
         super().__init__()
-        self.model, self.loss_fn, self.lam = model, loss_fn, lam
+        self.model, self.step, self.ctx = model, step, ctx
 
-    def forward(self, clips: list[torch.Tensor], target: torch.Tensor):
-        logits = [self.model(c, subnet=i) for i, c in enumerate(clips)]
-        return self.loss_fn(logits, target, self.lam), logits
+    def forward(self, clips: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        return self.step(self.model, clips, target, self.ctx)
+
+
+def check_mode(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    """Refuse a mode / frame set / model combination that cannot train as asked."""
+    mode = MODES.get(train_cfg.mode)
+    if mode is None:
+        raise FanEdgeError(f"unknown mode {train_cfg.mode!r}: choose one of {', '.join(MODES)}")
+    if mode.num_frames is not None and len(model_cfg.frames) != mode.num_frames:
+        example = " ".join(map(str, mode.default_frames))
+        raise FanEdgeError(
+            f"mode {train_cfg.mode!r} trains on {mode.num_frames} frame count(s), got "
+            f"{list(model_cfg.frames)}: pass --frames {example}"
+        )
+    if mode.plain and (model_cfg.specialize_norm or model_cfg.weight_alteration):
+        raise FanEdgeError(f"mode {train_cfg.mode!r} trains one plain network: build it "
+                           "without Specialized Normalization and Weight Alteration")  # fmt: skip
 
 
 @dataclass
@@ -97,16 +106,22 @@ def train(
     quiet: bool = False,
 ) -> dict:
     """Train and write `out_dir/checkpoint.pt` and `out_dir/metrics.json`; return metrics."""
-    if train_cfg.mode not in LOSSES:
-        raise FanEdgeError(f"unknown mode {train_cfg.mode!r}: choose one of {', '.join(LOSSES)}")
-    if train_cfg.mode == "standard" and len(model_cfg.frames) != 1:
-        raise FanEdgeError("mode 'standard' trains one frame count: pass a single --frames N")
+    check_mode(model_cfg, train_cfg)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
     env = setup_distributed()
     torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg).to(env.device)
-    step_module = TrainStep(model, LOSSES[train_cfg.mode], train_cfg.kd_lambda)
+    model = build_model(model_cfg)
+    if train_cfg.init and not (resume and ckpt_path.exists()):
+        report = init_from(model, train_cfg.init)
+        if env.main and not quiet:
+            print(f"initialised {report['loaded']} tensors from {train_cfg.init}; "
+                  f"{len(report['skipped'])} keep their fresh init")  # fmt: skip
+    model = model.to(env.device)
+    gen_step = torch.Generator().manual_seed(train_cfg.seed + 7919 * env.rank)
+    ctx = StepContext(lam=train_cfg.kd_lambda, rho=train_cfg.rho, distill=train_cfg.distill,
+                      generator=gen_step)  # fmt: skip
+    step_module = TrainStep(model, MODES[train_cfg.mode].step, ctx)
     if env.world > 1:
         step_module = DistributedDataParallel(step_module)
 
@@ -157,10 +172,10 @@ def train(
                 progress_epochs = epoch + i / len(loader)
                 ramp = min(1.0, progress_epochs / train_cfg.kd_warmup_epochs) \
                     if train_cfg.kd_warmup_epochs > 0 else 1.0  # fmt: skip
-                _unwrap(step_module).lam = train_cfg.kd_lambda * ramp
+                ctx.ramp = ramp
                 clips = [c.to(env.device, non_blocking=True) for c in clips]
                 y = y.to(env.device)
-                loss, _ = step_module(clips, y)
+                loss = step_module(clips, y)
                 if not torch.isfinite(loss):
                     raise FanEdgeError(f"loss became {loss.item()} at epoch {epoch + 1}; "
                                        "lower --lr")  # fmt: skip
@@ -207,10 +222,7 @@ def train(
     return {"epochs": history, "checkpoint": str(ckpt_path)}
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
 def _epoch_line(r: dict) -> str:
     val = "  ".join(f"{n}F {v['top1']:.1f}%" for n, v in r.get("val", {}).items())
-    return f"epoch {r['epoch']}: loss {r['train_loss']:.3f}  val top-1 {val}  ({r['seconds']:.0f}s)"
+    val = f"  val top-1 {val}" if val else ""
+    return f"epoch {r['epoch']}: loss {r['train_loss']:.3f}{val}  ({r['seconds']:.0f}s)"
