@@ -59,7 +59,7 @@ def collect(runs: Path) -> tuple[dict, dict]:
         data = json.loads(report.read_text())
         for n, r in data["results"].items():
             acc[name][int(n)].append(r["top1"])
-        if not gflops:
+        if not gflops and (report.parent / "checkpoint.pt").exists():
             cfg = ModelConfig.from_dict(load_checkpoint(report.parent / "checkpoint.pt")
                                         ["model_config"])  # fmt: skip
             frames = sorted(int(n) for n in data["results"])

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from fan_edge.config import ModelConfig
 from fan_edge.data.datasets import ClipDataset
+from fan_edge.errors import FanEdgeError
 from fan_edge.frames import select_subnetwork
 from fan_edge.models import FrameAdaptiveNet
 
@@ -25,8 +26,18 @@ def serving_networks(
         return [(m.frames[m.select(n)], m.subnetwork(m.select(n))) for m in models]
     counts = sorted({f for m in models for f in m.frames})
     best = counts[select_subnetwork(n, counts)]
-    model = next(m for m in models if best in m.frames)
-    return [(best, model.subnetwork(model.frames.index(best)))]
+    owners = [m for m in models if best in m.frames]
+    if len(owners) > 1:
+        raise FanEdgeError(f"{len(owners)} of the models were trained at {best} frames: give "
+                           "one model per frame count, or --ensemble to average them")  # fmt: skip
+    return [(best, owners[0].subnetwork(owners[0].frames.index(best)))]
+
+
+def scores(nets: list[tuple[int, torch.nn.Module]], clip: torch.Tensor) -> torch.Tensor:
+    """One network's logits, or the mean of several networks' softmax outputs."""
+    if len(nets) == 1:
+        return nets[0][1](clip)
+    return torch.stack([net(clip).softmax(dim=1) for _, net in nets]).mean(dim=0)
 
 
 @torch.no_grad()
@@ -53,13 +64,9 @@ def evaluate(
         top1 = top5 = total = 0
         task = progress.add_task(f"eval {n}F", total=len(loader), info="") if progress else None
         for (clip,), y in loader:
-            clip = clip.to(device)
-            if len(nets) == 1:
-                scores = nets[0][1](clip)
-            else:
-                scores = torch.stack([net(clip).softmax(dim=1) for _, net in nets]).mean(dim=0)
-            k = min(5, scores.shape[1])
-            top = scores.topk(k, dim=1).indices.cpu()
+            out = scores(nets, clip.to(device))
+            k = min(5, out.shape[1])
+            top = out.topk(k, dim=1).indices.cpu()
             top1 += (top[:, 0] == y).sum().item()
             top5 += (top == y[:, None]).any(dim=1).sum().item()
             total += len(y)

@@ -7,7 +7,7 @@ from torch import nn
 from fan_edge import FanEdgeError
 from fan_edge.analysis.bn_shift import bn_shift_report, compare, stored_stats
 from fan_edge.config import TrainConfig, preset
-from fan_edge.evaluate import serving_networks
+from fan_edge.evaluate import scores, serving_networks
 from fan_edge.models import SpecializedNorm, WeightAlteration, build_model
 from fan_edge.train.api import evaluate_checkpoint, train_from_options
 from fan_edge.train.checkpoint import init_from, load_model
@@ -108,11 +108,37 @@ def test_mixed_and_proportional_pick_the_clip_rho_says(mode, rho):
     assert set(spy.calls) == ({(1, 16)} if high else {(0, 4)})
 
 
-def test_mixed_sampling_mixes_consecutive_frames_of_the_high_clip():
-    clip = torch.arange(16.0).view(1, 16, 1, 1, 1).expand(3, 16, 1, 2, 2)
-    part = consecutive_frames(clip, 4, torch.Generator().manual_seed(1))
-    steps = part[:, 1:, 0, 0, 0] - part[:, :-1, 0, 0, 0]
-    assert part.shape == (3, 4, 1, 2, 2) and bool((steps == 1).all())
+def frame_numbers(batch: int, t: int) -> torch.Tensor:
+    """Clips whose every pixel holds 100 * clip + frame + 1."""
+    values = 100 * torch.arange(batch)[:, None] + torch.arange(t)[None] + 1.0
+    return values.view(batch, t, 1, 1, 1).expand(batch, t, 3, 2, 2).contiguous()
+
+
+def test_consecutive_frames_come_from_each_clip_itself():
+    part = consecutive_frames(frame_numbers(6, 16), 4, torch.Generator().manual_seed(1))
+    v = part[:, :, 0, 0, 0]
+    assert part.shape == (6, 4, 3, 2, 2) and bool((v[:, 1:] - v[:, :-1] == 1).all())
+    start = v[:, 0] - 100 * torch.arange(6) - 1  # clip b's own frames, start in [0, 12]
+    assert bool(((start >= 0) & (start <= 12)).all()) and len(set(start.tolist())) > 1
+
+
+def test_mixed_sampling_mixes_the_low_clip_with_consecutive_high_frames():
+    seen = []
+
+    class Record(Spy):
+        def forward(self, x, subnet):
+            seen.append(x)
+            return super().forward(x, subnet)
+
+    low, high = torch.zeros(6, 4, 3, 2, 2), frame_numbers(6, 16)
+    ctx = StepContext(rho=1.0, generator=torch.Generator().manual_seed(0))
+    MODES["mixed"].step(Record(), [low, high], torch.zeros(6, dtype=torch.long), ctx)
+    v = seen[0][:, :, 0, 0, 0]  # (1 - w_b) * (high frames start_b .. start_b + 3)
+    scale = v[:, 1] - v[:, 0]  # 1 - w_b: one weight per clip, strictly inside (0, 1)
+    assert bool(((scale > 0) & (scale < 1)).all()) and len(set(scale.tolist())) > 1
+    assert torch.allclose(v[:, 2:] - v[:, 1:-1], scale[:, None].expand(6, 2), atol=1e-3)
+    start = v[:, 0] / scale - 100 * torch.arange(6) - 1
+    assert torch.allclose(start, start.round(), atol=1e-2) and bool((start.round() <= 12).all())
 
 
 @pytest.mark.parametrize("mode,frames,match", [
@@ -154,7 +180,20 @@ def test_ensemble_averages_softmax_of_every_model():
     models = [build_model(c).eval() for c in cfgs]
     pairs = serving_networks(models, 8, ensemble=True)
     assert [f for f, _ in pairs] == [4, 16]
-    assert serving_networks(models, 12, ensemble=False)[0][0] == 16  # nearest, ties up
+    assert serving_networks(models, 10, ensemble=False)[0][0] == 16  # a tie goes up
+    assert serving_networks(models, 9, ensemble=False)[0][0] == 4  # nearest
+    clip = torch.randn(2, 8, 3, 32, 32)
+    with torch.no_grad():
+        expected = (models[0](clip).softmax(1) + models[1](clip).softmax(1)) / 2
+        assert torch.allclose(scores(pairs, clip), expected, atol=1e-6)
+        assert torch.equal(scores(pairs[:1], clip), models[0](clip))  # one model: its logits
+
+
+def test_nearest_model_must_be_unambiguous():
+    cfg = preset("tiny", num_classes=5, frames=(8,), specialize_norm=False,
+                 weight_alteration=False)  # fmt: skip
+    with pytest.raises(FanEdgeError, match="one model per frame count"):
+        serving_networks([build_model(cfg), build_model(cfg)], 8, ensemble=False)
 
 
 def test_init_from_a_standard_model_fills_every_private_copy(tmp_path):

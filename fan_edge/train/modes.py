@@ -61,7 +61,8 @@ def mixed_step(model, clips, target, ctx: StepContext) -> torch.Tensor:
         return F.cross_entropy(model(high, subnet=1), target)
     part = consecutive_frames(high, low.shape[1], ctx.generator)
     # Mixup weight ~ Beta(1, 1), i.e. uniform (the paper does not give its alpha)
-    w = torch.rand(low.shape[0], generator=ctx.generator).view(-1, *([1] * (low.dim() - 1)))
+    w = torch.rand(low.shape[0], generator=ctx.generator).to(low.device)
+    w = w.view(-1, *([1] * (low.dim() - 1)))
     # both clips come from the same video, so Mixup leaves the label as it is
     return F.cross_entropy(model(w * low + (1 - w) * part, subnet=0), target)
 

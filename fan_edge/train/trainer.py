@@ -26,6 +26,10 @@ from fan_edge.models import FrameAdaptiveNet, build_model
 from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoint
 from fan_edge.train.modes import MODES, StepContext
 
+# Training options a resumed run must share with the run it continues (epochs may grow).
+RECIPE = ("mode", "batch_size", "lr", "momentum", "weight_decay", "kd_lambda",
+          "kd_warmup_epochs", "distill", "rho", "seed", "init")  # fmt: skip
+
 
 class TrainStep(nn.Module):
     """The mode's forward(s) and loss for one batch of clips (one per sampled frame count).
@@ -147,10 +151,17 @@ def train(
         if ckpt["model_config"] != model_cfg.to_dict():
             raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
                                "resume with the same options or choose a new --out")  # fmt: skip
+        old = ckpt["train_config"]
+        changed = [k for k in RECIPE if k in old and old[k] != getattr(train_cfg, k)]
+        if changed:
+            raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "
+                               "resume with the same options or choose a new --out")  # fmt: skip
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start_epoch, history = ckpt["epoch"], list(ckpt["metrics"])
+        if "step_rng" in ckpt:
+            gen_step.set_state(ckpt["step_rng"])
         if env.main and not quiet:
             print(f"resuming {ckpt_path} after epoch {start_epoch}")
 
@@ -206,6 +217,7 @@ def train(
                     state_dict=model.state_dict(),
                     optimizer=opt.state_dict(),
                     scheduler=sched.state_dict(),
+                    step_rng=gen_step.get_state(),
                     epoch=epoch + 1,
                     metrics=history,
                 )
