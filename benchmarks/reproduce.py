@@ -1,4 +1,5 @@
-"""Reproduce the paper's comparisons on the synthetic benchmark, in one resumable command.
+"""Reproduce the paper's comparisons on the synthetic benchmark (or your data), in one
+resumable command.
 
 Trains, per seed, every model of three experiments on the same data and budget:
 - Table 1 analogue: the standard model (16 frames), Separated Training (one standard model
@@ -13,6 +14,12 @@ continues where it stopped.
 
     python benchmarks/reproduce.py            # the full run, about 2 hours on 2 CPU cores
     python benchmarks/reproduce.py --quick    # a smoke run, a few minutes
+    python benchmarks/reproduce.py --data train.csv --val val.csv --preset r50 \
+        --init pretrained.pt --out runs/mine --results runs/mine/results   # your data
+
+On your data there is no pretraining step: models start from `--init` (any fan-edge
+checkpoint of the same architecture; its classifier is skipped if the classes differ) or
+from scratch.
 """
 
 import argparse
@@ -89,9 +96,9 @@ QUICK = dict(
 
 
 def pretrain(args) -> Path | None:
-    """The shared starting point (None with --pretrain-epochs 0: every model from scratch)."""
-    if args.pretrain_epochs == 0:
-        return None
+    """The shared starting point: --init, the synthetic pretraining, or None (scratch)."""
+    if args.init is not None or args.data != "synthetic" or args.pretrain_epochs == 0:
+        return args.init
     folder = args.out / "pretrain"
     opts = PRETRAIN | {"epochs": args.pretrain_epochs, "num_videos": args.pretrain_videos}
     if not (folder / "eval.json").exists():
@@ -116,7 +123,7 @@ def train_and_eval(key: str, seed: int, args) -> dict:
         opts = dict(mode="fan", frames=None, specialize_norm=True, weight_alteration=True,
                     distill=True, rho=0.5) | run.options  # fmt: skip
         train_from_options(
-            out=folder, data="synthetic", val=None, preset="tiny", epochs=args.epochs,
+            out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init,
             kd_warmup_epochs=args.kd_warmup, seed=seed, num_videos=args.num_videos,
             num_val=args.num_val, resume=True, validate=False, **opts,
@@ -221,17 +228,25 @@ def plot(rep: dict, args) -> None:
 
 def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
     cmd = " ".join(["python benchmarks/reproduce.py", *sys.argv[1:]])
-    start = ("every model starting from one checkpoint (a standard 8-frame model, "
-             f"{args.pretrain_epochs} epochs on {args.pretrain_videos} other clips; the "
-             "stand-in for the paper's ImageNet start)" if args.init else
-             "every model from scratch")  # fmt: skip
+    synthetic = args.data == "synthetic"
+    data = "the synthetic benchmark" if synthetic else f"`{args.data}`"
+    clips = (f"{args.num_videos} training / {args.num_val} validation clips" if synthetic
+             else f"validation on `{args.val}`")  # fmt: skip
+    if args.init is None:
+        start = "every model from scratch"
+    elif synthetic and args.init == args.out / "pretrain" / "checkpoint.pt":
+        start = ("every model starting from one checkpoint (a standard 8-frame model, "
+                 f"{args.pretrain_epochs} epochs on {args.pretrain_videos} other clips; the "
+                 "stand-in for the paper's ImageNet start)")  # fmt: skip
+    else:
+        start = f"every model starting from `{args.init}`"
     lines = [
-        "# Reproducing the paper's comparisons on the synthetic benchmark",
+        f"# Reproducing the paper's comparisons on {data}",
         "",
-        f"Made by `{cmd}` on {machine()}, no GPU; training took {minutes:.0f} min in all "
-        "(resumed runs count only their last part).",
-        f"Tiny TSM-ResNet-18 (width 0.25, 32x32), {args.epochs} epochs, {args.num_videos} "
-        f"training / {args.num_val} validation clips, seeds {args.seeds}, SGD lr {args.lr} "
+        f"Made by `{cmd}` on {machine()}; the training epochs of all runs add up to "
+        f"{minutes:.0f} min (evaluation not counted).",
+        f"Preset `{args.preset}`, {args.epochs} epochs, {clips}, seeds {args.seeds}, "
+        f"SGD lr {args.lr} "
         f"(cosine), {start}. Mutual Distillation with lambda 1"
         + (
             f", students moving from cross-entropy to distillation over {args.kd_warmup:g} epochs. "
@@ -272,18 +287,18 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
 
 
 SETTINGS = ("epochs", "num_videos", "num_val", "batch_size", "lr", "kd_warmup",
-            "pretrain_epochs", "pretrain_videos")  # fmt: skip
+            "pretrain_epochs", "pretrain_videos", "data", "val", "preset", "init")  # fmt: skip
 
 
 def check_settings(args) -> None:
     """A run folder holds one configuration: resuming it with other settings would mix them."""
     path = args.out / "settings.json"
-    mine = {k: getattr(args, k) for k in SETTINGS}
+    mine = {k: str(v) if isinstance(v := getattr(args, k), Path) else v for k in SETTINGS}
     if path.exists():
         theirs = json.loads(path.read_text())
-        if theirs != mine:
-            diff = ", ".join(f"{k} {theirs.get(k)} -> {v}" for k, v in mine.items()
-                             if theirs.get(k) != v)  # fmt: skip
+        diff = ", ".join(f"{k} {theirs[k]} -> {v}" for k, v in mine.items()
+                         if k in theirs and theirs[k] != v)  # fmt: skip
+        if diff:
             raise SystemExit(f"error: {args.out} holds runs made with other settings ({diff}): "
                              "pass another --out")  # fmt: skip
     else:
@@ -296,6 +311,20 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=None,
                    help="RESULTS.md and plots (default benchmarks/results/reproduce)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny smoke run (minutes)")
+    p.add_argument(
+        "--data",
+        default="synthetic",
+        help="training data: 'synthetic', a videos "
+        ".csv or a frame list (as `fan-edge train --data`)",
+    )
+    p.add_argument("--val", default=None, help="validation data (needed unless synthetic)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "r18", "r50"])
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start every model from this checkpoint (skips the pretraining)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--num-videos", type=int, default=2000)
@@ -308,6 +337,8 @@ def main() -> None:
     p.add_argument("--pretrain-videos", type=int, default=PRETRAIN["num_videos"])
     p.add_argument("--only", nargs="+", choices=list(RUNS), help="train / evaluate just these")
     args = p.parse_args()
+    if args.data != "synthetic" and args.val is None:
+        p.error("--val is needed with your own --data (the synthetic set makes its own)")
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
@@ -330,7 +361,8 @@ def main() -> None:
             print(f"[{i}/{len(todo)}] {RUNS[key].label}, seed {seed} "
                   f"({(time.time() - t0) / 60:.0f} min so far)", flush=True)  # fmt: skip
         rep.setdefault(key, []).append(train_and_eval(key, seed, args))
-    minutes = (time.time() - t0) / 60
+    minutes = sum(e["seconds"] for path in args.out.glob("*/metrics.json")
+                  for e in json.loads(path.read_text())["epochs"]) / 60  # fmt: skip
     if args.only:
         print(f"trained / evaluated {', '.join(keys)}; run without --only for RESULTS.md")
         return
