@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/ruff check fan_edge exporters benchmarks tests
 	$(BIN)/python -m pytest
 
-# Regenerates every number and plot in README (about 80 minutes on 2 CPU cores; the
+# Regenerates every number and plot in README (about 2.5 hours on 2 CPU cores; the
 # training runs are resumable, so a second call only re-measures).
 RESULTS := benchmarks/results
 report: $(STAMP)
