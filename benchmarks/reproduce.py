@@ -120,8 +120,7 @@ def train_and_eval(key: str, seed: int, args) -> dict:
         ckpts = [args.out / f"{m}_seed{seed}" / "checkpoint.pt" for m in run.members]
         report = evaluate_checkpoint(ckpts, EVAL_FRAMES, ensemble=run.ensemble)
     else:
-        opts = dict(mode="fan", frames=None, specialize_norm=True, weight_alteration=True,
-                    distill=True, rho=0.5) | run.options  # fmt: skip
+        opts = dict(mode="fan", frames=None) | run.options
         train_from_options(
             out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init,

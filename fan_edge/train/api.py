@@ -47,11 +47,11 @@ def train_from_options(
     Mode `st` trains one `standard` model per frame count into `out/standard-N/`.
     `validate=False` skips the per-epoch validation (the data is still recorded for `eval`).
     """
+    options = dict(locals())  # the arguments, for the per-count runs of `st`
     from fan_edge.config import preset as make_preset
     from fan_edge.train.modes import MODES
     from fan_edge.train.trainer import train
 
-    options = {k: v for k, v in locals().items() if k not in ("make_preset", "MODES", "train")}
     if mode == ST_MODE:
         counts = validate_frame_set(frames or (4, 8, 16))
         runs = {}

@@ -4,6 +4,7 @@ Only tensors, numbers, strings, lists, tuples and dicts go in, so it loads with
 `torch.load(weights_only=True)`: opening a checkpoint never runs pickled code.
 """
 
+import re
 from pathlib import Path
 
 import torch
@@ -79,15 +80,7 @@ def load_model(path: str | Path) -> tuple[FrameAdaptiveNet, dict]:
 
 def _shared_name(key: str) -> str:
     """A state-dict key without its sub-network index: `bn1.branches.2.weight` -> `bn1.weight`."""
-    parts = key.split(".")
-    out, i = [], 0
-    while i < len(parts):
-        if parts[i] == "branches" and i + 1 < len(parts) and parts[i + 1].isdigit():
-            i += 2
-            continue
-        out.append(parts[i])
-        i += 1
-    return ".".join(out)
+    return re.sub(r"\.branches\.\d+(?=\.)", "", key)
 
 
 def init_from(model: FrameAdaptiveNet, path: str | Path) -> dict:
