@@ -58,7 +58,10 @@ def load_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise FanEdgeError(f"cannot load checkpoint {path}: {first}") from None
+        if first.startswith("Weights only load failed"):  # torch's advice here is unsafe
+            first = "it holds more than tensors and plain data (corrupt, or not from fan-edge)"
+        raise FanEdgeError(f"cannot load checkpoint {path}: {first}; pass a checkpoint "
+                           "written by `fan-edge train`") from None  # fmt: skip
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FanEdgeError(f"{path} is not a fan-edge checkpoint (made by `fan-edge train`)")
     if ckpt.get("version", 0) > VERSION:
