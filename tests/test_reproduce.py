@@ -1,0 +1,85 @@
+"""benchmarks/reproduce.py: its claim checks, its settings guard, and a tiny resumable run."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import reproduce  # noqa: E402
+
+
+def report(top1_at: dict[int, float]) -> dict:
+    """An eval.json as `evaluate_checkpoint` writes it (string keys, as read back)."""
+    return {"results": {str(n): {"top1": v} for n, v in top1_at.items()}}
+
+
+def flat(value: float) -> dict:
+    return report(dict.fromkeys(reproduce.EVAL_FRAMES, value))
+
+
+def reports(per_seed: dict[str, list[float]]) -> dict[str, list[dict]]:
+    """Every run at one accuracy per seed, except those given."""
+    base = {k: [flat(80.0), flat(80.0)] for k in reproduce.RUNS}
+    return base | {k: [flat(v) for v in values] for k, values in per_seed.items()}
+
+
+def check(checks, start: str) -> tuple[bool, str]:
+    (found,) = [(ok, detail) for claim, ok, detail in checks if claim.startswith(start)]
+    return found
+
+
+def test_ablation_above_fan_is_reported_as_failing_with_its_seeds():
+    checks = reproduce.shape_checks(reports({"fan": [80.0, 82.0], "fan-ce": [81.0, 81.5]}))
+    ok, detail = check(checks, "FAN, CE on every")
+    assert not ok  # mean +0.25 above FAN
+    assert detail == "+0.2 (per seed +1.0, -0.5: 1 of 2 agree)"
+    ok, detail = check(checks, "FAN w/o Specialized")  # 80 against FAN's 80 / 82
+    assert ok and "per seed +0.0, -2.0: 1 of 2 agree" in detail
+
+
+def test_fan_against_st_is_paired_by_seed_and_count():
+    rep = reports({"st": [79.0, 83.0]})
+    rep["fan"] = [report(dict.fromkeys(reproduce.EVAL_FRAMES, 80.0) | {4: 78.0}),
+                  flat(83.0)]  # fmt: skip
+    ok4, detail4 = check(reproduce.shape_checks(rep), "FAN ≥ ST at 4F")
+    ok8, detail8 = check(reproduce.shape_checks(rep), "FAN ≥ ST at 8F")
+    assert not ok4 and detail4.startswith("-0.5 (per seed -1.0, +0.0")
+    assert ok8 and detail8 == "+0.5 (per seed +1.0, +0.0: 2 of 2 agree)"
+
+
+def test_quick_sets_defaults_but_explicit_flags_win(tmp_path):
+    args = reproduce.parse_args(["--quick", "--epochs", "5", "--out", str(tmp_path)])
+    assert args.epochs == 5 and args.num_videos == reproduce.QUICK["num_videos"]
+    assert reproduce.parse_args([]).epochs == 10
+
+
+def test_damaged_report_is_a_one_line_error(tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text('{"results": ')
+    with pytest.raises(SystemExit) as e:
+        reproduce.read_json(path)
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "delete it" in msg and "\n" not in msg
+
+
+def test_run_folder_refuses_other_settings(tmp_path):
+    reproduce.check_settings(reproduce.parse_args(["--out", str(tmp_path)]))
+    with pytest.raises(SystemExit, match="epochs 10 -> 3"):
+        reproduce.check_settings(reproduce.parse_args(["--out", str(tmp_path), "--epochs", "3"]))
+
+
+@pytest.mark.slow
+def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "runs"
+    argv = ["reproduce.py", "--out", str(out), "--results", str(tmp_path / "res"), "--seeds",
+            "0", "--epochs", "1", "--num-videos", "8", "--num-val", "8", "--batch-size", "4",
+            "--pretrain-epochs", "0", "--only", "fan2"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    reproduce.main()
+    result = json.loads((out / "fan2_seed0" / "eval.json").read_text())
+    assert set(result["results"]) == {str(n) for n in reproduce.EVAL_FRAMES}
+    stamp = (out / "fan2_seed0" / "checkpoint.pt").stat().st_mtime_ns
+    reproduce.main()  # finished runs are read back, not trained again
+    assert (out / "fan2_seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp
