@@ -13,6 +13,7 @@ plots (mean and spread over seeds). Finished runs are skipped, so an interrupted
 continues where it stopped.
 
     python benchmarks/reproduce.py            # the full run, about 2 hours on 2 CPU cores
+    python benchmarks/reproduce.py --jobs 2   # the two seeds side by side, about 1 hour
     python benchmarks/reproduce.py --quick    # a smoke run, a few minutes
     python benchmarks/reproduce.py --data train.csv --val val.csv --preset r50 \
         --init pretrained.pt --out runs/mine --results runs/mine/results   # your data
@@ -24,12 +25,16 @@ from scratch.
 
 import argparse
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from common import machine
 
 from fan_edge.fileio import atomic_path, write_json
@@ -139,6 +144,22 @@ def train_and_eval(key: str, seed: int, args) -> dict:
         report = evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES)
     write_json(report_path, report)
     return read_json(report_path)  # as a resumed run reads it (string keys)
+
+
+def run_seed(job: tuple, rep: dict | None = None) -> int:
+    """Train and evaluate one seed's runs (those not finished yet), adding reports to `rep`."""
+    args, seed, keys = job
+    if args.jobs > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
+    t0 = time.time()
+    for i, key in enumerate(keys, 1):
+        if not (args.out / f"{key}_seed{seed}" / "eval.json").exists():
+            print(f"[seed {seed}: {i}/{len(keys)}] {RUNS[key].label} "
+                  f"({(time.time() - t0) / 60:.0f} min so far)", flush=True)  # fmt: skip
+        report = train_and_eval(key, seed, args)
+        if rep is not None:
+            rep.setdefault(key, []).append(report)
+    return seed
 
 
 def bn_shift(args, seed: int) -> dict:
@@ -341,6 +362,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start every model from this checkpoint (skips the pretraining)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--jobs", type=int, default=1,
+                   help="seeds trained side by side, each on cores/jobs threads")  # fmt: skip
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--num-videos", type=int, default=2000)
     p.add_argument("--num-val", type=int, default=500)
@@ -355,6 +378,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:  # smaller defaults; flags given on the command line still win
         p.set_defaults(**QUICK)
         args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
     if args.data != "synthetic" and args.val is None:
         p.error("--val is needed with your own --data (the synthetic set makes its own)")
     suffix = "-quick" if args.quick else ""
@@ -372,15 +397,14 @@ def main() -> None:
     args.init = pretrain(args)
     keys = args.only or list(RUNS)
     keys = [k for k in RUNS if k in keys or any(k in RUNS[o].members for o in keys)]
-    todo = [(k, s) for s in args.seeds for k in keys]
+    if args.jobs > 1:  # one process per seed; each run is still trained on one process
+        spawn = multiprocessing.get_context("spawn")  # forking a process using torch can hang
+        with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
+            for seed in pool.map(run_seed, [(args, s, keys) for s in args.seeds]):
+                print(f"seed {seed} done", flush=True)
     rep: dict[str, list[dict]] = {}
-    t0 = time.time()
-    for i, (key, seed) in enumerate(todo, 1):
-        done = (args.out / f"{key}_seed{seed}" / "eval.json").exists()
-        if not done:
-            print(f"[{i}/{len(todo)}] {RUNS[key].label}, seed {seed} "
-                  f"({(time.time() - t0) / 60:.0f} min so far)", flush=True)  # fmt: skip
-        rep.setdefault(key, []).append(train_and_eval(key, seed, args))
+    for seed in args.seeds:  # every run is finished now unless jobs == 1: they train here
+        run_seed((args, seed, keys), rep)
     minutes = sum(e["seconds"] for path in args.out.glob("*/metrics.json")
                   for e in read_json(path)["epochs"]) / 60  # fmt: skip
     if args.only:

@@ -71,15 +71,20 @@ def test_run_folder_refuses_other_settings(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch, jobs):
     out = tmp_path / "runs"
     argv = ["reproduce.py", "--out", str(out), "--results", str(tmp_path / "res"), "--seeds",
-            "0", "--epochs", "1", "--num-videos", "8", "--num-val", "8", "--batch-size", "4",
-            "--pretrain-epochs", "0", "--only", "fan2"]  # fmt: skip
+            "0", "1", "--jobs", str(jobs), "--epochs", "1", "--num-videos", "8", "--num-val",
+            "8", "--batch-size", "4", "--pretrain-epochs", "0", "--only", "fan2"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     reproduce.main()
-    result = json.loads((out / "fan2_seed0" / "eval.json").read_text())
-    assert set(result["results"]) == {str(n) for n in reproduce.EVAL_FRAMES}
-    stamp = (out / "fan2_seed0" / "checkpoint.pt").stat().st_mtime_ns
+    stamps = {}
+    for seed in (0, 1):
+        result = json.loads((out / f"fan2_seed{seed}" / "eval.json").read_text())
+        assert set(result["results"]) == {str(n) for n in reproduce.EVAL_FRAMES}
+        assert result["trained_frames"] == [4, 16]
+        stamps[seed] = (out / f"fan2_seed{seed}" / "checkpoint.pt").stat().st_mtime_ns
     reproduce.main()  # finished runs are read back, not trained again
-    assert (out / "fan2_seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    for seed in (0, 1):
+        assert (out / f"fan2_seed{seed}" / "checkpoint.pt").stat().st_mtime_ns == stamps[seed]
