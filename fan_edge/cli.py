@@ -218,7 +218,8 @@ def flops(
     console.print(_table(report["title"], ["frames", "GFLOPs", "params"], rows))
     console.print(
         f"FAN total params {report['total_params'] / 1e6:.3f}M; private to sub-networks "
-        f"{report['private_params'] / 1e3:.1f}K ({report['private_pct']:.2f}% of the backbone)"
+        f"{report['private_params'] / 1e3:.1f}K in all; FAN adds "
+        f"{report['extra_params'] / 1e3:.1f}K to a plain model ({report['extra_pct']:.2f}%)"
     )
 
 
@@ -366,7 +367,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 6,
 ) -> None:
-    """End to end on built-in synthetic data with the tiny model: train, evaluate."""
+    """End to end on built-in synthetic data with the tiny model: train, evaluate, export,
+    classify a video."""
     from fan_edge.demo import run_demo
 
     run_demo(out, epochs=epochs, console=console)

@@ -160,6 +160,23 @@ def test_tsm_r50_gflops_match_the_paper():
         assert abs(c.gflops - paper) / paper < 0.02, (c.frames, c.gflops)
 
 
+def test_flops_reports_every_private_copy_and_what_fan_adds(cli):
+    from fan_edge.train.api import model_costs
+
+    r = model_costs("tiny", [4, 8, 16], 32, 5)
+    plain = build_model(preset("tiny", num_classes=5, frames=(16,), specialize_norm=False,
+                               weight_alteration=False))  # fmt: skip
+    assert r["extra_params"] == r["total_params"] - count_params(plain)
+    # private: three copies of every norm and three alterations; extra: one copy fewer
+    norms = sum(p.numel() for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)
+                for p in m.parameters())  # fmt: skip
+    assert r["private_params"] - r["extra_params"] == norms > 0
+    code, out, _ = cli("flops", "--preset", "tiny", "--classes", "5", "--size", "32")
+    assert code == 0 and f"FAN adds {r['extra_params'] / 1e3:.1f}K to a plain model" in " ".join(
+        out.split()
+    )
+
+
 def test_subnetwork_view_is_not_a_registered_copy(tiny_cfg):
     model = build_model(tiny_cfg)
     assert isinstance(model, FrameAdaptiveNet)

@@ -1,5 +1,6 @@
 """Library functions behind `fan-edge train`, `eval` and `flops` (the CLI only formats)."""
 
+import dataclasses
 from pathlib import Path
 
 from fan_edge.config import ModelConfig, TrainConfig, preset
@@ -182,14 +183,15 @@ def model_costs(
     size = size or cfg.input_size
     costs = subnet_costs(model, size, list(frames) if frames else None)
     total = count_params(model)
-    shared = sum(p.numel() for p in model.shared_parameters())
-    one = shared + sum(p.numel() for p in model.private_parameters(0))
-    private = total - shared
+    private = total - sum(p.numel() for p in model.shared_parameters())
+    # the same network as one plain model: one frame count, no private layers
+    plain = count_params(build_model(dataclasses.replace(
+        cfg, frames=cfg.frames[-1:], specialize_norm=False, weight_alteration=False)))  # fmt: skip
     return {
         "title": f"{title} at {size}x{size}",
         "subnets": [c.__dict__ for c in costs],
         "total_params": total,
-        "private_params": private,
-        # "backbone" = one sub-network's worth of parameters (what a plain model would have)
-        "private_pct": 100.0 * (total - one) / one,
+        "private_params": private,  # every sub-network's private copies together
+        "extra_params": total - plain,  # what FAN adds to one plain model
+        "extra_pct": 100.0 * (total - plain) / plain,
     }
