@@ -162,17 +162,21 @@ def run_seed(job: tuple, rep: dict | None = None) -> int:
     return seed
 
 
-def bn_shift(args, seed: int) -> dict:
-    """Normalization shift: FAN's private norms, ST 4F vs 16F, and standard-16 fed 4 vs 16."""
+def bn_shift(args, seed: int, keys: list[str]) -> dict:
+    """Normalization shift: FAN's private norms, ST 4F vs 16F, and standard-16 fed 4 vs 16
+    (those whose runs are among `keys`)."""
     from fan_edge.analysis.bn_shift import bn_shift_report, plot_bn_shift
 
-    run = lambda k: args.out / f"{k}_seed{seed}" / "checkpoint.pt"  # noqa: E731
-    reports = {
-        "FAN sub-networks (stored)": bn_shift_report([run("fan")]),
-        "ST models 4F vs 16F (stored)": bn_shift_report([run("standard-4"), run("standard-16")]),
-        "standard-16 fed 4F vs 16F (live)": bn_shift_report([run("standard-16")], live=True),
+    wanted = {
+        "FAN sub-networks (stored)": (["fan"], False),
+        "ST models 4F vs 16F (stored)": (["standard-4", "standard-16"], False),
+        "standard-16 fed 4F vs 16F (live)": (["standard-16"], True),
     }
-    plot_bn_shift(reports["ST models 4F vs 16F (stored)"], args.results / "bn_shift.png")
+    reports = {name: bn_shift_report([args.out / f"{k}_seed{seed}" / "checkpoint.pt" for k in runs],
+                                     live=live)
+               for name, (runs, live) in wanted.items() if set(runs) <= set(keys)}  # fmt: skip
+    if st := reports.get("ST models 4F vs 16F (stored)"):
+        plot_bn_shift(st, args.results / "bn_shift.png")
     return reports
 
 
@@ -210,32 +214,43 @@ def diff_check(claim: str, diffs: list[float], want_negative: bool) -> tuple[str
 
 
 def shape_checks(rep: dict) -> list[tuple[str, bool, str]]:
-    """The paper's qualitative claims, each checked against the measured means."""
+    """The paper's qualitative claims that the runs in `rep` can test, each checked against
+    the measured means (and, for paired claims, seed by seed)."""
 
     def m(key, n):
         return mean_at(rep, key, n)
 
+    def have(*keys):
+        return all(k in rep for k in keys)
+
     checks = []
-    td = m("st", 4) - m("standard-16", 4)
-    checks.append(("Temporal Deviation: the standard model loses at 4F against ST", td > 3,
-                   f"ST 4F − standard 4F = {td:+.1f}"))  # fmt: skip
+    if have("st", "standard-16"):
+        td = m("st", 4) - m("standard-16", 4)
+        checks.append(("Temporal Deviation: the standard model loses at 4F against ST", td > 3,
+                       f"ST 4F − standard 4F = {td:+.1f}"))  # fmt: skip
     for k in ("mixed-0.5", "mixed-0.75", "proportional-0.5", "proportional-0.75"):
-        low, high = m(k, 4) - m("standard-16", 4), m(k, 16) - m("standard-16", 16)
-        checks.append(
-            (
-                f"{RUNS[k].label} trades 16F accuracy for 4F accuracy",
-                low > 0 and high < 0,
-                f"vs standard: 4F {low:+.1f}, 16F {high:+.1f}",
-            )
-        )
-    for n in TRAINED:
-        checks.append(diff_check(f"FAN ≥ ST at {n}F", seed_diffs(rep, "fan", "st", [n]), False))
+        if have(k, "standard-16"):
+            low, high = m(k, 4) - m("standard-16", 4), m(k, 16) - m("standard-16", 16)
+            claim = f"{RUNS[k].label} trades 16F accuracy for 4F accuracy"
+            detail = f"vs standard: 4F {low:+.1f}, 16F {high:+.1f}"
+            checks.append((claim, low > 0 and high < 0, detail))
+    if have("fan", "st"):
+        for n in TRAINED:
+            checks.append(diff_check(f"FAN ≥ ST at {n}F", seed_diffs(rep, "fan", "st", [n]), False))
     for k in ("fan-no-sn", "fan-no-wa", "fan-ce"):
-        checks.append(diff_check(f"{RUNS[k].label} below full FAN on average (4/8/16F)",
-                                 seed_diffs(rep, k, "fan", TRAINED), True))  # fmt: skip
-    checks.append(diff_check("FAN(2) below FAN(3) between its two counts (6-12F)",
-                             seed_diffs(rep, "fan2", "fan", [6, 8, 10, 12]), True))  # fmt: skip
+        if have(k, "fan"):
+            checks.append(diff_check(f"{RUNS[k].label} below full FAN on average (4/8/16F)",
+                                     seed_diffs(rep, k, "fan", TRAINED), True))  # fmt: skip
+    if have("fan2", "fan"):
+        checks.append(diff_check("FAN(2) below FAN(3) between its two counts (6-12F)",
+                                 seed_diffs(rep, "fan2", "fan", [6, 8, 10, 12]), True))  # fmt: skip
     return checks
+
+
+def tables(rep: dict) -> dict[str, list[str]]:
+    """TABLES restricted to the runs in `rep` (all of them after a full run)."""
+    found = {title: [k for k in keys if k in rep] for title, keys in TABLES.items()}
+    return {title: keys for title, keys in found.items() if keys}
 
 
 def plot(rep: dict, args) -> None:
@@ -244,8 +259,11 @@ def plot(rep: dict, args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), sharey=True)
-    for ax, (title, keys) in zip(axes, TABLES.items(), strict=True):
+    panels = tables(rep)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.3 * len(panels) + 0.1, 4.5),
+                             sharey=True, squeeze=False)  # fmt: skip
+    axes = axes[0]
+    for ax, (title, keys) in zip(axes, panels.items(), strict=True):
         for key in keys:
             means = [mean_at(rep, key, n) for n in EVAL_FRAMES]
             errs = [stats(top1(rep, key, n))[1] for n in EVAL_FRAMES]
@@ -294,28 +312,33 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
         "sub-network (ST: the nearest model).",
         "",
     ]
-    for title, keys in TABLES.items():
+    for title, keys in tables(rep).items():
         lines += [f"## {title}", "", "| model | " + " | ".join(f"{n}F" for n in EVAL_FRAMES)
                   + " |", "|---|" + "---|" * len(EVAL_FRAMES)]  # fmt: skip
         for key in keys:
             cells = " | ".join(cell(top1(rep, key, n)) for n in EVAL_FRAMES)
             lines.append(f"| {RUNS[key].label} | {cells} |")
         lines.append("")
-    lines += ["## The paper's claims, checked", "", "| claim | holds | measured |", "|---|---|---|"]
-    lines += [f"| {c} | {'yes' if ok else '**no**'} | {detail} |"
-              for c, ok, detail in shape_checks(rep)]  # fmt: skip
-    lines += ["", "## Normalization shift (seed 0)", "",
-              "Symmetric KL between per-channel Gaussians of normalization statistics, mean "
-              "over layers, and by quarter of the depth (input → output); see "
-              "`fan-edge analyze bn-shift`.", "",
-              "| comparison | mean | by depth quarter |", "|---|---|---|"]  # fmt: skip
-    for name, r in shifts.items():
-        for c in r["comparisons"]:
-            s = c["summary"]
-            q = " / ".join(f"{v:.3f}" for v in s["sym_kl_by_depth_quarter"])
-            lines.append(f"| {name}: {c['a']} vs {c['b']} | {s['mean_sym_kl']:.3f} | {q} |")
-    lines += ["", "![accuracy per frame count](reproduce.png)", "",
-              "![normalization shift, ST 4F vs 16F](bn_shift.png)", ""]  # fmt: skip
+    if checks := shape_checks(rep):
+        lines += ["## The paper's claims, checked", "", "| claim | holds | measured |",
+                  "|---|---|---|"]  # fmt: skip
+        lines += [f"| {c} | {'yes' if ok else '**no**'} | {detail} |" for c, ok, detail in checks]
+        lines.append("")
+    lines += ["![accuracy per frame count](reproduce.png)", ""]
+    if shifts:
+        lines += [f"## Normalization shift (seed {args.seeds[0]})", "",
+                  "Symmetric KL between per-channel Gaussians of normalization statistics, mean "
+                  "over layers, and by quarter of the depth (input → output); see "
+                  "`fan-edge analyze bn-shift`.", "",
+                  "| comparison | mean | by depth quarter |", "|---|---|---|"]  # fmt: skip
+        for name, r in shifts.items():
+            for c in r["comparisons"]:
+                s = c["summary"]
+                q = " / ".join(f"{v:.3f}" for v in s["sym_kl_by_depth_quarter"])
+                lines.append(f"| {name}: {c['a']} vs {c['b']} | {s['mean_sym_kl']:.3f} | {q} |")
+        lines.append("")
+    if "ST models 4F vs 16F (stored)" in shifts:
+        lines += ["![normalization shift, ST 4F vs 16F](bn_shift.png)", ""]
     text = "\n".join(lines)
     with atomic_path(args.results / "RESULTS.md") as tmp:
         tmp.write_text(text)
@@ -384,8 +407,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--val is needed with your own --data (the synthetic set makes its own)")
     suffix = "-quick" if args.quick else ""
     args.out = args.out or Path(f"runs/reproduce{suffix}")
-    args.results = args.results or (args.out / "results" if args.quick
-                                    else Path("benchmarks/results/reproduce"))  # fmt: skip
+    if args.results is None:  # a partial run never replaces the full run's published results
+        partial = "results-only" if args.only else "results" if args.quick else None
+        args.results = args.out / partial if partial else Path("benchmarks/results/reproduce")
     return args
 
 
@@ -405,12 +429,10 @@ def main() -> None:
     rep: dict[str, list[dict]] = {}
     for seed in args.seeds:  # every run is finished now unless jobs == 1: they train here
         run_seed((args, seed, keys), rep)
-    minutes = sum(e["seconds"] for path in args.out.glob("*/metrics.json")
+    metrics = [args.out / f"{k}_seed{s}" / "metrics.json" for k in keys for s in args.seeds]
+    minutes = sum(e["seconds"] for path in metrics if path.exists()
                   for e in read_json(path)["epochs"]) / 60  # fmt: skip
-    if args.only:
-        print(f"trained / evaluated {', '.join(keys)}; run without --only for RESULTS.md")
-        return
-    shifts = bn_shift(args, args.seeds[0])
+    shifts = bn_shift(args, args.seeds[0], keys)
     plot(rep, args)
     write_json(args.results / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
                "top1": {k: [r["results"] for r in v] for k, v in rep.items()}})  # fmt: skip

@@ -49,10 +49,24 @@ def test_fan_against_st_is_paired_by_seed_and_count():
     assert ok8 and detail8 == "+0.5 (per seed +1.0, +0.0: 2 of 2 agree)"
 
 
+def test_a_partial_run_checks_only_the_claims_its_runs_can_test():
+    rep = {k: v for k, v in reports({"fan-ce": [79.0, 79.0]}).items() if k in ("fan", "fan-ce")}
+    checks = reproduce.shape_checks(rep)
+    assert [(c, ok) for c, ok, _ in checks] == [
+        ("FAN, CE on every sub-network below full FAN on average (4/8/16F)", True)
+    ]
+    found = reproduce.tables(rep)
+    assert found.pop("Ablations (Figure 9)") == ["fan", "fan-ce"]
+    assert found and all(keys == ["fan"] for keys in found.values())
+
+
 def test_quick_sets_defaults_but_explicit_flags_win(tmp_path):
     args = reproduce.parse_args(["--quick", "--epochs", "5", "--out", str(tmp_path)])
     assert args.epochs == 5 and args.num_videos == reproduce.QUICK["num_videos"]
     assert reproduce.parse_args([]).epochs == 10
+    # a partial run writes beside its runs, never over the published full results
+    assert reproduce.parse_args(["--only", "fan"]).results == Path("runs/reproduce/results-only")
+    assert reproduce.parse_args([]).results == Path("benchmarks/results/reproduce")
 
 
 def test_damaged_report_is_a_one_line_error(tmp_path):
@@ -85,6 +99,9 @@ def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch, jobs):
         assert set(result["results"]) == {str(n) for n in reproduce.EVAL_FRAMES}
         assert result["trained_frames"] == [4, 16]
         stamps[seed] = (out / f"fan2_seed{seed}" / "checkpoint.pt").stat().st_mtime_ns
+    text = (tmp_path / "res" / "RESULTS.md").read_text()
+    assert "| FAN(2) 4/16 |" in text and "claims" not in text  # nothing to compare it with
+    assert (tmp_path / "res" / "reproduce.png").stat().st_size > 0
     reproduce.main()  # finished runs are read back, not trained again
     for seed in (0, 1):
         assert (out / f"fan2_seed{seed}" / "checkpoint.pt").stat().st_mtime_ns == stamps[seed]
