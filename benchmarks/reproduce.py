@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,27 +138,52 @@ def train_and_eval(key: str, seed: int, args) -> dict:
             out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init,
             kd_warmup_epochs=args.kd_warmup, seed=seed, num_videos=args.num_videos,
-            num_val=args.num_val, resume=True, validate=False, **opts,
+            num_val=args.num_val, resume=True, validate=False, quiet=args.jobs > 1, **opts,
         )  # fmt: skip
         report = evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES)
     write_json(report_path, report)
     return read_json(report_path)  # as a resumed run reads it (string keys)
 
 
-def run_seed(job: tuple, rep: dict | None = None) -> int:
+def run_seed(args, seed: int, keys: list[str], rep: dict | None = None) -> None:
     """Train and evaluate one seed's runs (those not finished yet), adding reports to `rep`."""
-    args, seed, keys = job
-    if args.jobs > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
     t0 = time.time()
     for i, key in enumerate(keys, 1):
-        if not (args.out / f"{key}_seed{seed}" / "eval.json").exists():
+        if (args.out / f"{key}_seed{seed}" / "eval.json").exists():
+            report = train_and_eval(key, seed, args)
+        else:
             print(f"[seed {seed}: {i}/{len(keys)}] {RUNS[key].label} "
                   f"({(time.time() - t0) / 60:.0f} min so far)", flush=True)  # fmt: skip
-        report = train_and_eval(key, seed, args)
+            report = train_and_eval(key, seed, args)
+            top = ", ".join(f"{n}F {report['results'][str(n)]['top1']:.1f}" for n in TRAINED)
+            print(f"[seed {seed}: {i}/{len(keys)}] {RUNS[key].label}: top-1 {top}", flush=True)
         if rep is not None:
             rep.setdefault(key, []).append(report)
-    return seed
+
+
+def seed_worker(job: tuple) -> tuple[int, str | None]:
+    """`run_seed` in a worker process with its share of the cores; a one-line error (a
+    SystemExit, which would kill a pool worker silently) comes back as a message."""
+    args, seed, keys, threads = job
+    torch.set_num_threads(threads)
+    try:
+        run_seed(args, seed, keys)
+    except SystemExit as e:
+        return seed, str(e)
+    return seed, None
+
+
+def run_seeds_in_parallel(args, keys: list[str]) -> None:
+    """One process per seed, `--jobs` at a time; the first failure stops them all."""
+    jobs = min(args.jobs, len(args.seeds))
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    spawn = multiprocessing.get_context("spawn")  # forking a process that holds torch can hang
+    with spawn.Pool(jobs) as pool:  # leaving the block terminates the workers
+        work = [(args, s, keys, threads) for s in args.seeds]
+        for seed, error in pool.imap_unordered(seed_worker, work):
+            if error:
+                raise SystemExit(error)
+            print(f"seed {seed}: every run finished", flush=True)
 
 
 def bn_shift(args, seed: int, keys: list[str]) -> dict:
@@ -214,8 +238,8 @@ def diff_check(claim: str, diffs: list[float], want_negative: bool) -> tuple[str
 
 
 def shape_checks(rep: dict) -> list[tuple[str, bool, str]]:
-    """The paper's qualitative claims that the runs in `rep` can test, each checked against
-    the measured means (and, for paired claims, seed by seed)."""
+    """The paper's qualitative claims that the runs in `rep` can test, each judged on the
+    measured means; paired claims also show the difference seed by seed."""
 
     def m(key, n):
         return mean_at(rep, key, n)
@@ -260,6 +284,8 @@ def plot(rep: dict, args) -> None:
     import matplotlib.pyplot as plt
 
     panels = tables(rep)
+    if not panels:
+        return
     fig, axes = plt.subplots(1, len(panels), figsize=(5.3 * len(panels) + 0.1, 4.5),
                              sharey=True, squeeze=False)  # fmt: skip
     axes = axes[0]
@@ -297,8 +323,9 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
     lines = [
         f"# Reproducing the paper's comparisons on {data}",
         "",
-        f"Made by `{cmd}` on {machine()}; the training epochs of all runs add up to "
-        f"{minutes:.0f} min (evaluation not counted).",
+        f"Made by `{cmd}` on {machine()}; the training epochs of these runs add up to "
+        f"{minutes:.0f} min (the shared pretraining included, evaluation not; runs trained "
+        "side by side, as with `--jobs`, each count their own time).",
         f"Preset `{args.preset}`, {args.epochs} epochs, {clips}, seeds {args.seeds}, "
         f"SGD lr {args.lr} "
         f"(cosine), {start}. Mutual Distillation with lambda 1"
@@ -324,7 +351,8 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
                   "|---|---|---|"]  # fmt: skip
         lines += [f"| {c} | {'yes' if ok else '**no**'} | {detail} |" for c, ok, detail in checks]
         lines.append("")
-    lines += ["![accuracy per frame count](reproduce.png)", ""]
+    if tables(rep):
+        lines += ["![accuracy per frame count](reproduce.png)", ""]
     if shifts:
         lines += [f"## Normalization shift (seed {args.seeds[0]})", "",
                   "Symmetric KL between per-channel Gaussians of normalization statistics, mean "
@@ -403,6 +431,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
+    if len(set(args.seeds)) < len(args.seeds):
+        p.error(f"--seeds {' '.join(map(str, args.seeds))} repeats a seed: give each once")
     if args.data != "synthetic" and args.val is None:
         p.error("--val is needed with your own --data (the synthetic set makes its own)")
     suffix = "-quick" if args.quick else ""
@@ -421,15 +451,14 @@ def main() -> None:
     args.init = pretrain(args)
     keys = args.only or list(RUNS)
     keys = [k for k in RUNS if k in keys or any(k in RUNS[o].members for o in keys)]
-    if args.jobs > 1:  # one process per seed; each run is still trained on one process
-        spawn = multiprocessing.get_context("spawn")  # forking a process using torch can hang
-        with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
-            for seed in pool.map(run_seed, [(args, s, keys) for s in args.seeds]):
-                print(f"seed {seed} done", flush=True)
-    rep: dict[str, list[dict]] = {}
-    for seed in args.seeds:  # every run is finished now unless jobs == 1: they train here
-        run_seed((args, seed, keys), rep)
+    if args.jobs > 1:
+        run_seeds_in_parallel(args, keys)
+    rep: dict[str, list[dict]] = {}  # per run, one report per seed in args.seeds order
+    for seed in args.seeds:  # after --jobs every run is finished: this only reads reports
+        run_seed(args, seed, keys, rep)
     metrics = [args.out / f"{k}_seed{s}" / "metrics.json" for k in keys for s in args.seeds]
+    if args.init == args.out / "pretrain" / "checkpoint.pt":
+        metrics.append(args.out / "pretrain" / "metrics.json")
     minutes = sum(e["seconds"] for path in metrics if path.exists()
                   for e in read_json(path)["epochs"]) / 60  # fmt: skip
     shifts = bn_shift(args, args.seeds[0], keys)

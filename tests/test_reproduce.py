@@ -84,20 +84,31 @@ def test_run_folder_refuses_other_settings(tmp_path):
         reproduce.check_settings(reproduce.parse_args(["--out", str(tmp_path), "--epochs", "3"]))
 
 
+def tiny_argv(tmp_path, *extra: str) -> list[str]:
+    return ["reproduce.py", "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "res"),
+            "--epochs", "1", "--num-videos", "8", "--num-val", "8", "--batch-size", "4",
+            "--pretrain-epochs", "0", *extra]  # fmt: skip
+
+
+def test_repeated_seed_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(tiny_argv(tmp_path, "--seeds", "0", "0")[1:])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch, jobs):
     out = tmp_path / "runs"
-    argv = ["reproduce.py", "--out", str(out), "--results", str(tmp_path / "res"), "--seeds",
-            "0", "1", "--jobs", str(jobs), "--epochs", "1", "--num-videos", "8", "--num-val",
-            "8", "--batch-size", "4", "--pretrain-epochs", "0", "--only", "fan2"]  # fmt: skip
+    argv = tiny_argv(tmp_path, "--seeds", "1", "0", "--jobs", str(jobs), "--only", "fan2")
     monkeypatch.setattr(sys, "argv", argv)
     reproduce.main()
+    published = json.loads((tmp_path / "res" / "results.json").read_text())["top1"]["fan2"]
     stamps = {}
-    for seed in (0, 1):
+    for i, seed in enumerate((1, 0)):  # the report lists seeds in the order given
         result = json.loads((out / f"fan2_seed{seed}" / "eval.json").read_text())
         assert set(result["results"]) == {str(n) for n in reproduce.EVAL_FRAMES}
         assert result["trained_frames"] == [4, 16]
+        assert published[i] == result["results"]
         stamps[seed] = (out / f"fan2_seed{seed}" / "checkpoint.pt").stat().st_mtime_ns
     text = (tmp_path / "res" / "RESULTS.md").read_text()
     assert "| FAN(2) 4/16 |" in text and "claims" not in text  # nothing to compare it with
@@ -105,3 +116,11 @@ def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch, jobs):
     reproduce.main()  # finished runs are read back, not trained again
     for seed in (0, 1):
         assert (out / f"fan2_seed{seed}" / "checkpoint.pt").stat().st_mtime_ns == stamps[seed]
+
+
+@pytest.mark.slow
+def test_a_run_in_no_table_still_gets_its_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", tiny_argv(tmp_path, "--seeds", "0", "--only", "standard-4"))
+    reproduce.main()
+    assert (tmp_path / "runs" / "standard-4_seed0" / "eval.json").exists()
+    assert "reproduce.png" not in (tmp_path / "res" / "RESULTS.md").read_text()
