@@ -32,7 +32,7 @@ test: $(STAMP)
 RESULTS := benchmarks/results
 report: $(STAMP)
 	mkdir -p $(RESULTS)
-	$(BIN)/python benchmarks/reproduce.py
+	$(BIN)/python benchmarks/reproduce.py --seeds 0 1 2 3 --jobs 2
 	$(BIN)/python benchmarks/accuracy_plot.py --runs runs/reproduce --out $(RESULTS)
 	$(BIN)/fan-edge flops --preset r50 | tee $(RESULTS)/flops_r50.txt
 	$(BIN)/python benchmarks/bundle_size.py | tee $(RESULTS)/bundle_size.md

@@ -289,13 +289,16 @@ def plot(rep: dict, args) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.3 * len(panels) + 0.1, 4.5),
                              sharey=True, squeeze=False)  # fmt: skip
     axes = axes[0]
+    plotted = list(dict.fromkeys(k for keys in TABLES.values() for k in keys if k != "fan"))
+    palette = [*plt.cm.tab10.colors, "#1b9e77", "#e7298a", "#7570b3"]  # + Dark2 minus orange
+    color = dict(zip(plotted, palette, strict=False)) | {"fan": "black"}  # same in every panel
     for ax, (title, keys) in zip(axes, panels.items(), strict=True):
         for key in keys:
             means = [mean_at(rep, key, n) for n in EVAL_FRAMES]
             errs = [stats(top1(rep, key, n))[1] for n in EVAL_FRAMES]
             style = "o-" if key.startswith("fan") else "s--"
             ax.errorbar(EVAL_FRAMES, means, yerr=errs, fmt=style, ms=4, capsize=2,
-                        label=RUNS[key].label)  # fmt: skip
+                        color=color[key], label=RUNS[key].label)  # fmt: skip
         ax.set(title=title, xlabel="frames at evaluation", xticks=EVAL_FRAMES)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -312,9 +315,10 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
     data = "the synthetic benchmark" if synthetic else f"`{args.data}`"
     clips = (f"{args.num_videos} training / {args.num_val} validation clips" if synthetic
              else f"validation on `{args.val}`")  # fmt: skip
+    pretrained = args.init == args.out / "pretrain" / "checkpoint.pt"  # this script's own
     if args.init is None:
         start = "every model from scratch"
-    elif synthetic and args.init == args.out / "pretrain" / "checkpoint.pt":
+    elif pretrained:
         start = ("every model starting from one checkpoint (a standard 8-frame model, "
                  f"{args.pretrain_epochs} epochs on {args.pretrain_videos} other clips; the "
                  "stand-in for the paper's ImageNet start)")  # fmt: skip
@@ -324,8 +328,9 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
         f"# Reproducing the paper's comparisons on {data}",
         "",
         f"Made by `{cmd}` on {machine()}; the training epochs of these runs add up to "
-        f"{minutes:.0f} min (the shared pretraining included, evaluation not; runs trained "
-        "side by side, as with `--jobs`, each count their own time).",
+        f"{minutes:.0f} min ({'the shared pretraining included, ' if pretrained else ''}"
+        "evaluation not; runs trained side by side, as with `--jobs`, each count their own "
+        "time).",
         f"Preset `{args.preset}`, {args.epochs} epochs, {clips}, seeds {args.seeds}, "
         f"SGD lr {args.lr} "
         f"(cosine), {start}. Mutual Distillation with lambda 1"
