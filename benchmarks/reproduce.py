@@ -272,9 +272,15 @@ def shape_checks(rep: dict) -> list[tuple[str, bool, str]]:
 
 
 def tables(rep: dict) -> dict[str, list[str]]:
-    """TABLES restricted to the runs in `rep` (all of them after a full run)."""
-    found = {title: [k for k in keys if k in rep] for title, keys in TABLES.items()}
-    return {title: keys for title, keys in found.items() if keys}
+    """TABLES restricted to the runs in `rep` (all of them after a full run), leaving out a
+    table that would only repeat runs shown above it."""
+    found, shown = {}, set()
+    for title, keys in TABLES.items():
+        keys = [k for k in keys if k in rep]
+        if set(keys) - shown:
+            found[title] = keys
+            shown.update(keys)
+    return found
 
 
 def plot(rep: dict, args) -> None:
