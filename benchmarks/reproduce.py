@@ -24,12 +24,14 @@ from scratch.
 """
 
 import argparse
+import fcntl
 import json
 import multiprocessing
 import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +101,20 @@ QUICK = dict(
 )
 
 
+@contextmanager
+def claimed(folder: Path):
+    """Hold a run folder while training it: another process (a second invocation on the same
+    --out) waits for it, then finds the run finished instead of training it again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process that is training {folder}", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def pretrain(args) -> Path | None:
     """The shared starting point: --init, the synthetic pretraining, or None (scratch)."""
     if args.init is not None or args.data != "synthetic" or args.pretrain_epochs == 0:
@@ -106,11 +122,15 @@ def pretrain(args) -> Path | None:
     folder = args.out / "pretrain"
     opts = PRETRAIN | {"epochs": args.pretrain_epochs, "num_videos": args.pretrain_videos}
     if not (folder / "eval.json").exists():
-        print(f"pretraining the shared starting point ({opts['epochs']} epochs)", flush=True)
-        train_from_options(out=folder, val=None, preset="tiny", kd_lambda=1.0,
-                           batch_size=args.batch_size, num_val=args.num_val, resume=True,
-                           **opts)  # fmt: skip
-        write_json(folder / "eval.json", evaluate_checkpoint(folder / "checkpoint.pt", [8]))
+        with claimed(folder):
+            if not (folder / "eval.json").exists():
+                print(f"pretraining the shared starting point ({opts['epochs']} epochs)",
+                      flush=True)  # fmt: skip
+                train_from_options(out=folder, val=None, preset="tiny", kd_lambda=1.0,
+                                   batch_size=args.batch_size, num_val=args.num_val,
+                                   resume=True, **opts)  # fmt: skip
+                report = evaluate_checkpoint(folder / "checkpoint.pt", [8])
+                write_json(folder / "eval.json", report)
     return folder / "checkpoint.pt"
 
 
@@ -131,18 +151,20 @@ def train_and_eval(key: str, seed: int, args) -> dict:
     run = RUNS[key]
     if run.members:
         ckpts = [args.out / f"{m}_seed{seed}" / "checkpoint.pt" for m in run.members]
-        report = evaluate_checkpoint(ckpts, EVAL_FRAMES, ensemble=run.ensemble)
-    else:
-        opts = dict(mode="fan", frames=None) | run.options
-        train_from_options(
-            out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init,
-            kd_warmup_epochs=args.kd_warmup, seed=seed, num_videos=args.num_videos,
-            num_val=args.num_val, resume=True, validate=False, quiet=args.jobs > 1, **opts,
-        )  # fmt: skip
-        report = evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES)
-    write_json(report_path, report)
-    return read_json(report_path)  # as a resumed run reads it (string keys)
+        write_json(report_path, evaluate_checkpoint(ckpts, EVAL_FRAMES, ensemble=run.ensemble))
+        return read_json(report_path)  # as a resumed run reads it (string keys)
+    with claimed(folder):
+        if not report_path.exists():  # else another process finished it while this one waited
+            opts = dict(mode="fan", frames=None) | run.options
+            train_from_options(
+                out=folder, data=args.data, val=args.val, preset=args.preset,
+                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0,
+                init=args.init, kd_warmup_epochs=args.kd_warmup, seed=seed,
+                num_videos=args.num_videos, num_val=args.num_val, resume=True, validate=False,
+                quiet=args.jobs > 1, **opts,
+            )  # fmt: skip
+            write_json(report_path, evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES))
+    return read_json(report_path)
 
 
 def run_seed(args, seed: int, keys: list[str], rep: dict | None = None) -> None:

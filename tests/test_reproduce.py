@@ -2,6 +2,7 @@
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,20 @@ def test_a_run_in_no_table_still_gets_its_report(tmp_path, monkeypatch):
     reproduce.main()
     assert (tmp_path / "runs" / "standard-4_seed0" / "eval.json").exists()
     assert "reproduce.png" not in (tmp_path / "res" / "RESULTS.md").read_text()
+
+
+def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path):
+    args = reproduce.parse_args(tiny_argv(tmp_path, "--seeds", "0")[1:])
+    folder = args.out / "fan2_seed0"
+    results = []
+    with reproduce.claimed(folder):  # as another process training this run would
+        waiter = threading.Thread(
+            target=lambda: results.append(reproduce.train_and_eval("fan2", 0, args))
+        )
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not results  # it waits for the run
+        (folder / "eval.json").write_text(json.dumps(report({4: 50.0})))  # "the other" ends
+    waiter.join(timeout=30)
+    assert results == [report({4: 50.0})]
+    assert not (folder / "checkpoint.pt").exists()  # read back, not trained again
