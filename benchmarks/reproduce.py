@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 from common import machine
 
+from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path, write_json
 from fan_edge.train.api import evaluate_checkpoint, train_from_options
 
@@ -468,6 +469,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--seeds {' '.join(map(str, args.seeds))} repeats a seed: give each once")
     if args.data != "synthetic" and args.val is None:
         p.error("--val is needed with your own --data (the synthetic set makes its own)")
+    own = [args.init] + ([] if args.data == "synthetic" else [Path(args.data), Path(args.val)])
+    for path in own:  # before settings.json records them for the run folder
+        if path is not None and not path.is_file():
+            p.error(f"no such file: {path}")
     suffix = "-quick" if args.quick else ""
     args.out = args.out or Path(f"runs/reproduce{suffix}")
     if args.results is None:  # a partial run never replaces the full run's published results
@@ -477,7 +482,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
+    try:
+        reproduce(parse_args())
+    except FanEdgeError as e:  # bad data or checkpoint found while training: one line
+        raise SystemExit(f"error: {e}") from None
+
+
+def reproduce(args: argparse.Namespace) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     check_settings(args)
 

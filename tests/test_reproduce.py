@@ -143,3 +143,22 @@ def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path)
     waiter.join(timeout=30)
     assert results == [report({4: 50.0})]
     assert not (folder / "checkpoint.pt").exists()  # read back, not trained again
+
+
+@pytest.mark.parametrize("flags", [["--init", "missing.pt"], ["--data", "a.csv", "--val", "b.csv"]])
+def test_missing_input_is_refused_before_the_run_folder_records_it(tmp_path, flags, capsys):
+    with pytest.raises(SystemExit) as e:
+        reproduce.parse_args(tiny_argv(tmp_path, *flags)[1:])
+    assert e.value.code == 2 and "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unloadable_init_is_a_one_line_error(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    argv = tiny_argv(tmp_path, "--init", str(bad), "--seeds", "0", "--only", "fan2")
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as e:
+        reproduce.main()
+    assert str(e.value).startswith("error: cannot load checkpoint") and "\n" not in str(e.value)
+    assert not (tmp_path / "runs" / "fan2_seed0" / "eval.json").exists()
