@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,25 +117,6 @@ def claimed(folder: Path):
         yield  # closing the file releases the lock
 
 
-def pretrain(args) -> Path | None:
-    """The shared starting point: --init, the synthetic pretraining, or None (scratch)."""
-    if args.init is not None or args.data != "synthetic" or args.pretrain_epochs == 0:
-        return args.init
-    folder = args.out / "pretrain"
-    opts = PRETRAIN | {"epochs": args.pretrain_epochs, "num_videos": args.pretrain_videos}
-    if not (folder / "eval.json").exists():
-        with claimed(folder):
-            if not (folder / "eval.json").exists():
-                print(f"pretraining the shared starting point ({opts['epochs']} epochs)",
-                      flush=True)  # fmt: skip
-                train_from_options(out=folder, val=None, preset="tiny", kd_lambda=1.0,
-                                   batch_size=args.batch_size, num_val=args.num_val,
-                                   resume=True, **opts)  # fmt: skip
-                report = evaluate_checkpoint(folder / "checkpoint.pt", [8])
-                write_json(folder / "eval.json", report)
-    return folder / "checkpoint.pt"
-
-
 def read_json(path: Path):
     """A JSON file this script wrote earlier; a damaged one is a one-line error, not a traceback."""
     try:
@@ -144,42 +126,67 @@ def read_json(path: Path):
                          "what it records") from None  # fmt: skip
 
 
+def finished(folder: Path, make: Callable[[], dict]) -> dict:
+    """`folder`/eval.json, made by `make()` unless this or another process already made it;
+    read back from the file either way (string keys, as a resumed run sees it)."""
+    path = folder / "eval.json"
+    if not path.exists():
+        with claimed(folder):
+            if not path.exists():  # another process may have made it while this one waited
+                write_json(path, make())
+    return read_json(path)
+
+
+def pretrain(args) -> Path | None:
+    """The shared starting point: --init, the synthetic pretraining, or None (scratch)."""
+    if args.init is not None or args.data != "synthetic" or args.pretrain_epochs == 0:
+        return args.init
+    folder = args.out / "pretrain"
+    opts = PRETRAIN | {"epochs": args.pretrain_epochs, "num_videos": args.pretrain_videos}
+
+    def train() -> dict:
+        print(f"pretraining the shared starting point ({opts['epochs']} epochs)", flush=True)
+        train_from_options(out=folder, val=None, preset="tiny", kd_lambda=1.0,
+                           batch_size=args.batch_size, num_val=args.num_val, resume=True,
+                           **opts)  # fmt: skip
+        return evaluate_checkpoint(folder / "checkpoint.pt", [8])
+
+    finished(folder, train)
+    return folder / "checkpoint.pt"
+
+
 def train_and_eval(key: str, seed: int, args) -> dict:
     folder = args.out / f"{key}_seed{seed}"
-    report_path = folder / "eval.json"
-    if report_path.exists():
-        return read_json(report_path)
     run = RUNS[key]
-    if run.members:
-        ckpts = [args.out / f"{m}_seed{seed}" / "checkpoint.pt" for m in run.members]
-        write_json(report_path, evaluate_checkpoint(ckpts, EVAL_FRAMES, ensemble=run.ensemble))
-        return read_json(report_path)  # as a resumed run reads it (string keys)
-    with claimed(folder):
-        if not report_path.exists():  # else another process finished it while this one waited
-            opts = dict(mode="fan", frames=None) | run.options
-            train_from_options(
-                out=folder, data=args.data, val=args.val, preset=args.preset,
-                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0,
-                init=args.init, kd_warmup_epochs=args.kd_warmup, seed=seed,
-                num_videos=args.num_videos, num_val=args.num_val, resume=True, validate=False,
-                quiet=args.jobs > 1, **opts,
-            )  # fmt: skip
-            write_json(report_path, evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES))
-    return read_json(report_path)
+
+    def train() -> dict:
+        if run.members:  # an evaluation of other runs' checkpoints
+            ckpts = [args.out / f"{m}_seed{seed}" / "checkpoint.pt" for m in run.members]
+            return evaluate_checkpoint(ckpts, EVAL_FRAMES, ensemble=run.ensemble)
+        train_from_options(
+            out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init,
+            kd_warmup_epochs=args.kd_warmup, seed=seed, num_videos=args.num_videos,
+            num_val=args.num_val, resume=True, validate=False, quiet=args.jobs > 1,
+            **(dict(mode="fan", frames=None) | run.options),
+        )  # fmt: skip
+        return evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES)
+
+    return finished(folder, train)
 
 
 def run_seed(args, seed: int, keys: list[str], rep: dict | None = None) -> None:
     """Train and evaluate one seed's runs (those not finished yet), adding reports to `rep`."""
     t0 = time.time()
     for i, key in enumerate(keys, 1):
-        if (args.out / f"{key}_seed{seed}" / "eval.json").exists():
-            report = train_and_eval(key, seed, args)
-        else:
-            print(f"[seed {seed}: {i}/{len(keys)}] {RUNS[key].label} "
-                  f"({(time.time() - t0) / 60:.0f} min so far)", flush=True)  # fmt: skip
-            report = train_and_eval(key, seed, args)
+        new = not (args.out / f"{key}_seed{seed}" / "eval.json").exists()
+        tag = f"[seed {seed}: {i}/{len(keys)}] {RUNS[key].label}"
+        if new:
+            print(f"{tag} ({(time.time() - t0) / 60:.0f} min so far)", flush=True)
+        report = train_and_eval(key, seed, args)
+        if new:
             top = ", ".join(f"{n}F {report['results'][str(n)]['top1']:.1f}" for n in TRAINED)
-            print(f"[seed {seed}: {i}/{len(keys)}] {RUNS[key].label}: top-1 {top}", flush=True)
+            print(f"{tag}: top-1 {top}", flush=True)
         if rep is not None:
             rep.setdefault(key, []).append(report)
 
