@@ -121,11 +121,21 @@ def test_tiny_run_trains_evaluates_and_resumes(tmp_path, monkeypatch, jobs):
 
 
 @pytest.mark.slow
-def test_a_run_in_no_table_still_gets_its_report(tmp_path, monkeypatch):
+def test_a_run_in_no_table_still_gets_its_report(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", tiny_argv(tmp_path, "--seeds", "0", "--only", "standard-4"))
     reproduce.main()
     assert (tmp_path / "runs" / "standard-4_seed0" / "eval.json").exists()
     assert "reproduce.png" not in (tmp_path / "res" / "RESULTS.md").read_text()
+
+    import train_fit
+
+    run = tmp_path / "runs" / "standard-4_seed0"
+    capsys.readouterr()
+    train_fit.main([str(run), "--num-videos", "8"])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert len(rows) == 1 and rows[0].startswith("| standard-4_seed0 | 4 | ")
+    with pytest.raises(SystemExit, match="^error: no such checkpoint"):
+        train_fit.main([str(tmp_path / "missing")])
 
 
 def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path):
