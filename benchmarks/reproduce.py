@@ -36,9 +36,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import curves
 import torch
 from common import machine
 
+from fan_edge.config import TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path, write_json
 from fan_edge.train.api import evaluate_checkpoint, train_from_options
@@ -83,12 +85,16 @@ RUNS: dict[str, Run] = {
     "fan-no-sn": Run("FAN w/o Specialized Norm", dict(mode="fan", specialize_norm=False)),
     "fan-no-wa": Run("FAN w/o Weight Alteration", dict(mode="fan", weight_alteration=False)),
     "fan-ce": Run("FAN, CE on every sub-network", dict(mode="fan", distill=False)),
+    # the from-scratch protocol's recipe ablation: distillation from the first step
+    "fan-paper-recipe": Run("FAN, paper's recipe (distils from step one)",
+                            dict(mode="fan", kd_gate=0.0, kd_warmup_epochs=0.0)),
 }
 TABLES = {
     "Table 1 analogue: baselines": ["standard-16", "st", "mixed-0.5", "mixed-0.75",
                                     "proportional-0.5", "proportional-0.75", "ensemble", "fan"],
     "FAN(k): the frame set (Figure 8)": ["fan2", "fan", "fan4", "st"],
     "Ablations (Figure 9)": ["fan", "fan-no-sn", "fan-no-wa", "fan-ce", "st"],
+    "The from-scratch recipe": ["fan", "fan-paper-recipe", "st"],
 }  # fmt: skip
 # Every model starts from one shared checkpoint, as every model of the paper starts from
 # ImageNet: a standard 8-frame model trained on 2000 clips that no other run sees (data seed
@@ -98,6 +104,15 @@ TABLES = {
 # measures the plateau, not the method; see the README.
 PRETRAIN = dict(data="synthetic", mode="standard", frames=[8], seed=100, epochs=8,
                 num_videos=2000, lr=0.1)  # fmt: skip
+# Two protocols (`--protocol`). shared-start: every model starts from the shared checkpoint
+# and optimises the paper's loss from the first step. scratch: every model from scratch with
+# `fan-edge train`'s defaults, validated after every epoch (learning curves).
+PROTOCOLS = {
+    "shared-start": dict(lr=0.02, pretrain_epochs=PRETRAIN["epochs"], kd_warmup=0.0, kd_gate=0.0),
+    "scratch": dict(lr=TrainConfig.lr, pretrain_epochs=0, kd_warmup=TrainConfig.kd_warmup_epochs,
+                    kd_gate=TrainConfig.kd_gate),
+}
+SCRATCH_RUNS = ["standard-4", "standard-8", "standard-16", "st", "fan", "fan-paper-recipe"]
 QUICK = dict(
     epochs=2, num_videos=200, num_val=96, seeds=[0, 1], pretrain_epochs=2, pretrain_videos=200
 )
@@ -163,12 +178,15 @@ def train_and_eval(key: str, seed: int, args) -> dict:
         if run.members:  # an evaluation of other runs' checkpoints
             ckpts = [args.out / f"{m}_seed{seed}" / "checkpoint.pt" for m in run.members]
             return evaluate_checkpoint(ckpts, EVAL_FRAMES, ensemble=run.ensemble)
+        options = dict(mode="fan", frames=None) | run.options
+        if options["mode"] == "fan":  # students exist only in a FAN
+            options.setdefault("kd_warmup_epochs", args.kd_warmup)
+            options.setdefault("kd_gate", args.kd_gate)
         train_from_options(
             out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init,
-            kd_warmup_epochs=args.kd_warmup, seed=seed, num_videos=args.num_videos,
-            num_val=args.num_val, resume=True, validate=False, quiet=args.jobs > 1,
-            **(dict(mode="fan", frames=None) | run.options),
+            batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init, seed=seed,
+            num_videos=args.num_videos, num_val=args.num_val, resume=True,
+            validate=args.protocol == "scratch", quiet=args.jobs > 1, **options,
         )  # fmt: skip
         return evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES)
 
@@ -345,10 +363,23 @@ def plot(rep: dict, args) -> None:
     plt.close(fig)
 
 
+def distil_start(args) -> str:
+    when = []
+    if args.kd_gate:
+        when.append("once the teacher's running training top-1 is "
+                    f"{args.kd_gate:g} of the way from chance to 100%")  # fmt: skip
+    if args.kd_warmup:
+        when.append(f"over the first {args.kd_warmup:g} epochs")
+    if not when:
+        return "distilling from the first step (the paper's recipe)"
+    return "students moving from cross-entropy to distillation " + " and ".join(when)
+
+
 def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
     cmd = " ".join(["python benchmarks/reproduce.py", *sys.argv[1:]])
-    synthetic = args.data == "synthetic"
-    data = "the synthetic benchmark" if synthetic else f"`{args.data}`"
+    synthetic = builtin(args.data)
+    data = ("the synthetic benchmark" if args.data == "synthetic" else
+            f"the built-in task `{args.data}`" if synthetic else f"`{args.data}`")  # fmt: skip
     clips = (f"{args.num_videos} training / {args.num_val} validation clips" if synthetic
              else f"validation on `{args.val}`")  # fmt: skip
     pretrained = args.init == args.out / "pretrain" / "checkpoint.pt"  # this script's own
@@ -369,13 +400,8 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
         "time).",
         f"Preset `{args.preset}`, {args.epochs} epochs, {clips}, seeds {args.seeds}, "
         f"SGD lr {args.lr} "
-        f"(cosine), {start}. Mutual Distillation with lambda 1"
-        + (
-            f", students moving from cross-entropy to distillation over {args.kd_warmup:g} epochs. "
-            if args.kd_warmup
-            else " from the first step. "
-        )
-        + "Top-1 % on the validation clips, mean ± spread "
+        f"(cosine), {start}. Mutual Distillation with lambda 1, {distil_start(args)}. "
+        "Top-1 % on the validation clips, mean ± spread "
         "(population std) over seeds. Each count is served by the nearest trained "
         "sub-network (ST: the nearest model).",
         "",
@@ -394,6 +420,8 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
         lines.append("")
     if tables(rep):
         lines += ["![accuracy per frame count](reproduce.png)", ""]
+    if args.protocol == "scratch":
+        lines += scratch_section(rep, args)
     if shifts:
         lines += [f"## Normalization shift (seed {args.seeds[0]})", "",
                   "Symmetric KL between per-channel Gaussians of normalization statistics, mean "
@@ -414,8 +442,31 @@ def write_results(rep: dict, shifts: dict, args, minutes: float) -> str:
     return text
 
 
-SETTINGS = ("epochs", "num_videos", "num_val", "batch_size", "lr", "kd_warmup",
-            "pretrain_epochs", "pretrain_videos", "data", "val", "preset", "init")  # fmt: skip
+def scratch_section(rep: dict, args) -> list[str]:
+    """Learning curves, plateau exits, training cost and the from-scratch targets."""
+    cur, num_classes = curves.load(args.out, list(RUNS), args.seeds)
+    if not cur:
+        return []
+    labels = {k: RUNS[k].label for k in RUNS}
+    title = f"{args.data}, from scratch, seeds {args.seeds}: mean (bold) and each seed (faint)"
+    curves.plot(cur, args.results / "curves.png", labels, title)
+    lines = ["## Learning curves from scratch", "",
+             "Validation top-1 (%) after each epoch, mean over seeds, at each trained count: "
+             "FAN's sub-network against the single-count model trained at that count (ST's "
+             "model there). A model leaves the plateau at the first epoch whose top-1 is no "
+             f"longer within twice chance ({100 / num_classes:.1f}%).", "",
+             *curves.rows(cur, num_classes, labels), "",
+             "![learning curves](curves.png)", ""]  # fmt: skip
+    if found := curves.checks(cur, rep):
+        lines += ["## From-scratch targets", "", "| target | holds | measured |", "|---|---|---|"]
+        lines += [f"| {c} | {'yes' if ok else '**no**'} | {detail} |" for c, ok, detail in found]
+        lines.append("")
+    return lines
+
+
+SETTINGS = ("protocol", "epochs", "num_videos", "num_val", "batch_size", "lr", "kd_warmup",
+            "kd_gate", "pretrain_epochs", "pretrain_videos", "data", "val", "preset",
+            "init")  # fmt: skip
 
 
 def check_settings(args) -> None:
@@ -439,13 +490,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=None,
                    help="RESULTS.md and plots (default benchmarks/results/reproduce)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny smoke run (minutes)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="shared-start",
+                   help="shared-start: every model from one pretrained checkpoint, the paper's "
+                   "loss from step one;\nscratch: every model from scratch with `fan-edge "
+                   "train`'s defaults, learning curves")  # fmt: skip
     p.add_argument(
         "--data",
         default="synthetic",
-        help="training data: 'synthetic', a videos "
-        ".csv or a frame list (as `fan-edge train --data`)",
+        help="training data: 'synthetic', 'synthetic-pairs' (a second built-in task), a "
+        "videos .csv or a frame list (as `fan-edge train --data`)",
     )
-    p.add_argument("--val", default=None, help="validation data (needed unless synthetic)")
+    p.add_argument("--val", default=None, help="validation data (needed unless built in)")
     p.add_argument("--preset", default="tiny", choices=["tiny", "r18", "r50"])
     p.add_argument(
         "--init",
@@ -460,32 +515,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-videos", type=int, default=2000)
     p.add_argument("--num-val", type=int, default=500)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.02, help="peak lr (SGD, cosine)")
-    p.add_argument("--kd-warmup", type=float, default=0.0, help="FAN: epochs from CE to KL")
-    p.add_argument("--pretrain-epochs", type=int, default=PRETRAIN["epochs"],
-                   help="0: train every model from scratch")  # fmt: skip
+    p.add_argument("--lr", type=float, help="peak lr (SGD, cosine; default per protocol)")
+    p.add_argument("--kd-warmup", type=float, help="FAN: epochs from CE to KL (per protocol)")
+    p.add_argument("--kd-gate", type=float,
+                   help="FAN: students distil once the teacher is this far from chance to 100%% "
+                   "(per protocol; 0: from the first step)")  # fmt: skip
+    p.add_argument("--pretrain-epochs", type=int,
+                   help="0: train every model from scratch (default per protocol)")  # fmt: skip
     p.add_argument("--pretrain-videos", type=int, default=PRETRAIN["num_videos"])
     p.add_argument("--only", nargs="+", choices=list(RUNS), help="train / evaluate just these")
     args = p.parse_args(argv)
-    if args.quick:  # smaller defaults; flags given on the command line still win
-        p.set_defaults(**QUICK)
-        args = p.parse_args(argv)
+    # the protocol's and --quick's defaults; flags given on the command line still win
+    p.set_defaults(**PROTOCOLS[args.protocol] | (QUICK if args.quick else {}))
+    args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
     if len(set(args.seeds)) < len(args.seeds):
         p.error(f"--seeds {' '.join(map(str, args.seeds))} repeats a seed: give each once")
-    if args.data != "synthetic" and args.val is None:
-        p.error("--val is needed with your own --data (the synthetic set makes its own)")
-    own = [args.init] + ([] if args.data == "synthetic" else [Path(args.data), Path(args.val)])
+    if not builtin(args.data) and args.val is None:
+        p.error("--val is needed with your own --data (a built-in set makes its own)")
+    own = [args.init] + ([] if builtin(args.data) else [Path(args.data), Path(args.val)])
     for path in own:  # before settings.json records them for the run folder
         if path is not None and not path.is_file():
             p.error(f"no such file: {path}")
-    suffix = "-quick" if args.quick else ""
-    args.out = args.out or Path(f"runs/reproduce{suffix}")
-    if args.results is None:  # a partial run never replaces the full run's published results
-        partial = "results-only" if args.only else "results" if args.quick else None
-        args.results = args.out / partial if partial else Path("benchmarks/results/reproduce")
+    name = "reproduce" + ("-scratch" if args.protocol == "scratch" else "") + (
+        args.data.removeprefix("synthetic") if builtin(args.data) else "")  # fmt: skip
+    args.out = args.out or Path(f"runs/{name}{'-quick' if args.quick else ''}")
+    if args.results is None:  # a partial run or your data never replaces published results
+        own_data = not builtin(args.data)
+        partial = "results-only" if args.only else "results" if args.quick or own_data else None
+        args.results = args.out / partial if partial else Path(f"benchmarks/results/{name}")
     return args
+
+
+def builtin(data: str) -> bool:
+    """A built-in synthetic task (it makes its own validation clips)."""
+    return data.startswith("synthetic")
 
 
 def main() -> None:
@@ -500,7 +565,8 @@ def reproduce(args: argparse.Namespace) -> None:
     check_settings(args)
 
     args.init = pretrain(args)
-    keys = args.only or list(RUNS)
+    keys = args.only or (SCRATCH_RUNS if args.protocol == "scratch" else
+                         [k for k in RUNS if k != "fan-paper-recipe"])  # fmt: skip
     keys = [k for k in RUNS if k in keys or any(k in RUNS[o].members for o in keys)]
     if args.jobs > 1:
         run_seeds_in_parallel(args, keys)

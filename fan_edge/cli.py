@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fan_edge.config import TrainConfig
 from fan_edge.errors import FanEdgeError
 
 app = typer.Typer(
@@ -121,10 +122,20 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
+    kd_gate: Annotated[
+        float,
+        typer.Option(
+            help="Students learn from the labels until the teacher's running training top-1 "
+            "is this far from chance to 100%, then distil (0: from the first step, the "
+            "paper's recipe).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = TrainConfig.kd_gate,
     kd_warmup: Annotated[
         float,
-        typer.Option(help="Epochs over which students move from cross-entropy to distillation."),
-    ] = 0.0,
+        typer.Option(help="Also ramp students from cross-entropy to distillation over E epochs."),
+    ] = TrainConfig.kd_warmup_epochs,
     distill: Annotated[
         bool,
         typer.Option(
@@ -156,14 +167,19 @@ def train(
     result = train_from_options(
         out=out, data=data, val=val, mode=mode.value, preset=preset.value, frames=frames,
         epochs=epochs, batch_size=batch_size, lr=lr, kd_lambda=kd_lambda, seed=seed,
-        kd_warmup_epochs=kd_warmup, distill=distill, rho=rho, init=init,
+        kd_warmup_epochs=kd_warmup, kd_gate=kd_gate, distill=distill, rho=rho, init=init,
         num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
         weight_alteration=weight_alteration, workers=workers, resume=resume,
         max_steps=max_steps,
     )  # fmt: skip
-    for r in result.get("runs", {"": result}).values():
-        if r["epochs"]:
-            console.print(f"checkpoint: {r['checkpoint']}")
+    runs = [r for r in result.get("runs", {"": result}).values() if r["epochs"]]
+    for r in runs:
+        console.print(f"checkpoint: {r['checkpoint']}")
+    if runs:  # what the model(s) cost to train, to compare FAN with ST at equal compute
+        minutes = sum(e["seconds"] for r in runs for e in r["epochs"]) / 60
+        frames = sum(e.get("frames_seen", 0) for r in runs for e in r["epochs"]) / 1e6
+        console.print(f"training cost: {minutes:.1f} min, {frames:.2f}M frames through the "
+                      "network" + (" (all runs together)" if len(runs) > 1 else ""))  # fmt: skip
 
 
 @app.command("eval")

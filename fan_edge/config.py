@@ -71,9 +71,14 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5
     kd_lambda: float = 1.0
-    # Over this many epochs each student's loss moves from its own cross-entropy to the KL
-    # towards the teacher. The paper starts from ImageNet weights (0 = its setting); from
-    # scratch, distilling towards a still-random teacher holds the shared weights back.
+    # Each student learns from the labels until the teacher knows something: its loss moves
+    # from cross-entropy to the KL towards the teacher as the teacher's running training top-1
+    # climbs `kd_gate` of the way from chance to 100% (losses.DistillationGate). From scratch,
+    # distilling towards a teacher that is still a guess holds the shared weights back on the
+    # initial plateau (README, "Training from scratch"). 0 = the paper's recipe (it starts
+    # from ImageNet): distillation from the first step.
+    kd_gate: float = 0.25
+    # Alternatively (or as well) a fixed ramp over this many epochs (0 = none).
     kd_warmup_epochs: float = 0.0
     distill: bool = True  # False: cross-entropy on every sub-network (the paper's ablation)
     rho: float = 0.5  # mixed / proportional: probability of the mixed / high-count clip
@@ -87,6 +92,10 @@ class TrainConfig:
             raise FanEdgeError("epochs and batch size must be >= 1")
         if self.lr <= 0:
             raise FanEdgeError(f"learning rate must be positive, got {self.lr}")
+        if not 0.0 <= self.kd_gate <= 1.0:
+            raise FanEdgeError(f"--kd-gate is a fraction of the way from chance to 100% top-1: "
+                               f"give a value in [0, 1] (0: distil from the first step), got "
+                               f"{self.kd_gate}")  # fmt: skip
         if not 0.0 <= self.rho <= 1.0:
             raise FanEdgeError(f"--rho is a probability: give a value in [0, 1], got {self.rho}")
 

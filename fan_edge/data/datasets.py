@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from fan_edge.data.sampling import segment_indices
 from fan_edge.data.synthetic import SyntheticActions, SyntheticPoses
+from fan_edge.data.synthetic_pairs import SyntheticPairs
 from fan_edge.data.transforms import crop, eval_transform, normalize, resize_short
 from fan_edge.data.video import count_frames, list_frame_files, read_image_frames, read_video_frames
 from fan_edge.errors import FanEdgeError
@@ -134,12 +135,15 @@ class FrameFolderList:
 
 def open_source(spec: str, *, size: int = 32, seed: int = 0, num_videos: int = 1000, classes=None):
     """`synthetic` (the built-in benchmark), `synthetic-poses` (the same clips labelled by
-    the object's direction: a spatial pretraining task), a `.csv` of videos, or a
+    the object's direction: a spatial pretraining task), `synthetic-pairs` (a second
+    temporal task: two objects interacting over long clips), a `.csv` of videos, or a
     frame-folder list."""
     if spec == "synthetic":
         return SyntheticActions(num_videos=num_videos, seed=seed, size=size)
     if spec == "synthetic-poses":
         return SyntheticPoses(num_videos=num_videos, seed=seed, size=size)
+    if spec == "synthetic-pairs":
+        return SyntheticPairs(num_videos=num_videos, seed=seed, size=size)
     path = Path(spec)
     if path.suffix.lower() == ".csv":
         return VideoCSV(path, classes)

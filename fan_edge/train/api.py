@@ -29,7 +29,8 @@ def train_from_options(
     lr: float,
     kd_lambda: float,
     seed: int,
-    kd_warmup_epochs: float = 0.0,
+    kd_warmup_epochs: float = TrainConfig.kd_warmup_epochs,
+    kd_gate: float = TrainConfig.kd_gate,
     num_videos: int,
     num_val: int,
     specialize_norm: bool = True,
@@ -82,7 +83,8 @@ def train_from_options(
     )
     data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val}
     train_cfg = TrainConfig(mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
-                            kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, seed=seed,
+                            kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, kd_gate=kd_gate,
+                            seed=seed,
                             distill=distill, rho=rho, init=str(init) if init else None,
                             workers=workers,
                             extra={"data": data_spec})  # fmt: skip

@@ -23,10 +23,13 @@ from fan_edge.train.losses import cross_entropy_all, mutual_distillation
 
 @dataclass
 class StepContext:
-    """Per-step knobs of a mode; the trainer updates `ramp` as the warm-up progresses."""
+    """Per-step knobs of a mode. The trainer sets `ramp` (0: students on cross-entropy,
+    1: the paper's distillation) before each step; a FAN step leaves how many clips its
+    teacher got right in `teacher_correct`, which moves the ramp."""
 
     lam: float = 1.0
     ramp: float = 1.0
+    teacher_correct: torch.Tensor | None = None
     rho: float = 0.5
     distill: bool = True
     generator: torch.Generator = field(default_factory=torch.Generator)
@@ -37,6 +40,7 @@ class StepContext:
 
 def fan_step(model, clips, target, ctx: StepContext) -> torch.Tensor:
     logits = [model(c, subnet=i) for i, c in enumerate(clips)]
+    ctx.teacher_correct = (logits[-1].detach().argmax(1) == target).sum()
     if not ctx.distill:
         return cross_entropy_all(logits, target)
     return mutual_distillation(logits, target, ctx.lam, ctx.ramp)

@@ -24,11 +24,14 @@ from fan_edge.evaluate import evaluate
 from fan_edge.fileio import write_json
 from fan_edge.models import FrameAdaptiveNet, build_model
 from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoint
+from fan_edge.train.losses import DistillationGate
 from fan_edge.train.modes import MODES, StepContext
+from fan_edge.train.plateau import plateau_warning
 
 # Training options a resumed run must share with the run it continues (epochs may grow).
 RECIPE = ("mode", "batch_size", "lr", "momentum", "weight_decay", "kd_lambda",
-          "kd_warmup_epochs", "distill", "rho", "seed", "init")  # fmt: skip
+          "kd_warmup_epochs", "kd_gate", "distill", "rho", "seed", "init")  # fmt: skip
+FAN_ONLY = ("kd_lambda", "kd_warmup_epochs", "kd_gate", "distill")  # no students: nothing to distil
 
 
 class TrainStep(nn.Module):
@@ -126,6 +129,15 @@ def train(
     ctx = StepContext(lam=train_cfg.kd_lambda, rho=train_cfg.rho, distill=train_cfg.distill,
                       generator=gen_step)  # fmt: skip
     step_module = TrainStep(model, MODES[train_cfg.mode].step, ctx)
+    gate = DistillationGate(model_cfg.num_classes, level=train_cfg.kd_gate)
+    # Training cost as the paper counts it: frames through the network, whatever the mode.
+    frames_seen = [0]
+
+    def count_frames(module, args):
+        if module.training:
+            frames_seen[0] += args[0].shape[0] * args[0].shape[1]  # B * T
+
+    model.register_forward_pre_hook(count_frames)
     if env.world > 1:
         step_module = DistributedDataParallel(step_module)
 
@@ -152,7 +164,8 @@ def train(
             raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
                                "resume with the same options or choose a new --out")  # fmt: skip
         old = ckpt["train_config"]
-        changed = [k for k in RECIPE if k in old and old[k] != getattr(train_cfg, k)]
+        recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
+        changed = [k for k in recipe if k in old and old[k] != getattr(train_cfg, k)]
         if changed:
             raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "
                                "resume with the same options or choose a new --out")  # fmt: skip
@@ -162,6 +175,8 @@ def train(
         start_epoch, history = ckpt["epoch"], list(ckpt["metrics"])
         if "step_rng" in ckpt:
             gen_step.set_state(ckpt["step_rng"])
+        if "distill_gate" in ckpt:
+            gate.load_state_dict(ckpt["distill_gate"])
         if env.main and not quiet:
             print(f"resuming {ckpt_path} after epoch {start_epoch}")
 
@@ -176,17 +191,19 @@ def train(
             if sampler is not None:
                 sampler.set_epoch(epoch)
             model.train()
-            t0, loss_sum, seen = time.time(), 0.0, 0
+            t0, loss_sum, seen, frames_seen[0] = time.time(), 0.0, 0, 0
             task = progress.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}",
                                      total=len(loader), info="")  # fmt: skip
             for i, (clips, y) in enumerate(loader):
                 progress_epochs = epoch + i / len(loader)
-                ramp = min(1.0, progress_epochs / train_cfg.kd_warmup_epochs) \
+                timed = min(1.0, progress_epochs / train_cfg.kd_warmup_epochs) \
                     if train_cfg.kd_warmup_epochs > 0 else 1.0  # fmt: skip
-                ctx.ramp = ramp
+                ctx.ramp = min(timed, gate.ramp)
                 clips = [c.to(env.device, non_blocking=True) for c in clips]
                 y = y.to(env.device)
                 loss = step_module(clips, y)
+                if ctx.teacher_correct is not None:
+                    gate.update(*_all_ranks(env, ctx.teacher_correct, len(y)))
                 if not torch.isfinite(loss):
                     raise FanEdgeError(f"loss became {loss.item()} at epoch {epoch + 1}; "
                                        "lower --lr")  # fmt: skip
@@ -202,7 +219,10 @@ def train(
                     break
             progress.remove_task(task)
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
-                      "lr": sched.get_last_lr()[0], "seconds": time.time() - t0}  # fmt: skip
+                      "lr": sched.get_last_lr()[0], "seconds": time.time() - t0,
+                      "frames_seen": frames_seen[0] * env.world}  # fmt: skip
+            if train_cfg.mode == "fan" and train_cfg.distill:
+                record["distill_ramp"] = ctx.ramp
             if env.main:
                 if val_source is not None:
                     val = evaluate(model, val_source, model.frames, model_cfg,
@@ -218,6 +238,7 @@ def train(
                     optimizer=opt.state_dict(),
                     scheduler=sched.state_dict(),
                     step_rng=gen_step.get_state(),
+                    distill_gate=gate.state_dict(),
                     epoch=epoch + 1,
                     metrics=history,
                 )
@@ -231,10 +252,26 @@ def train(
                 break
     if env.world > 1:
         dist.destroy_process_group()
-    return {"epochs": history, "checkpoint": str(ckpt_path)}
+    result = {"epochs": history, "checkpoint": str(ckpt_path)}
+    warning = plateau_warning(history, model_cfg.num_classes) if env.main else None
+    if warning:
+        result["warning"] = warning
+        if not quiet:
+            progress.console.print(f"[bold yellow]warning:[/] {warning}")
+    return result
+
+
+def _all_ranks(env: DistEnv, correct: torch.Tensor, total: int) -> tuple[float, float]:
+    """(correct, total) summed over every process, so each moves its gate alike."""
+    if env.world == 1:
+        return float(correct), float(total)
+    both = torch.stack([correct.float(), torch.tensor(float(total), device=correct.device)])
+    dist.all_reduce(both)
+    return float(both[0]), float(both[1])
 
 
 def _epoch_line(r: dict) -> str:
     val = "  ".join(f"{n}F {v['top1']:.1f}%" for n, v in r.get("val", {}).items())
     val = f"  val top-1 {val}" if val else ""
-    return f"epoch {r['epoch']}: loss {r['train_loss']:.3f}{val}  ({r['seconds']:.0f}s)"
+    ramp = f"  distillation {r['distill_ramp']:.0%}" if "distill_ramp" in r else ""
+    return f"epoch {r['epoch']}: loss {r['train_loss']:.3f}{val}{ramp}  ({r['seconds']:.0f}s)"

@@ -1,0 +1,156 @@
+"""Learning curves of the from-scratch protocol (`reproduce.py --protocol scratch`).
+
+Reads each run's metrics.json (validation top-1 per epoch at its trained counts, wall seconds
+and frames through the network per epoch) and gives: the curves per count (FAN against the
+single-count model of that count, which is ST's model there), when each model leaves the
+initial plateau, what each costs to train, the issue's targets checked seed by seed, and a
+plot.
+"""
+
+import json
+import statistics
+from pathlib import Path
+
+from fan_edge.fileio import atomic_path
+from fan_edge.train.plateau import near_chance
+
+COUNTS = (4, 8, 16)
+ST_PARTS = ("standard-4", "standard-8", "standard-16")
+# FAN-like runs drawn against the single-count model of each count
+FANS = ("fan", "fan-paper-recipe")
+FIRST_TRACKED_EPOCH = 6  # the issue's target: FAN tracks standard-16 from epoch 6 on
+TRACK_SLACK, END_SLACK = 2.0, 0.5
+
+
+def load(out: Path, keys, seeds) -> tuple[dict[str, list[list[dict]]], int]:
+    """Per run, per seed, the epochs of its metrics.json (runs without one are left out),
+    and the task's number of classes."""
+    found, num_classes = {}, 0
+    for key in keys:
+        paths = [out / f"{key}_seed{s}" / "metrics.json" for s in seeds]
+        if all(p.exists() for p in paths):
+            metrics = [json.loads(p.read_text()) for p in paths]
+            found[key] = [m["epochs"] for m in metrics]
+            num_classes = metrics[0]["model_config"]["num_classes"]
+    return found, num_classes
+
+
+def series(epochs: list[dict], n: int) -> list[float]:
+    """Validation top-1 at `n` frames after each epoch."""
+    return [e["val"][str(n)]["top1"] for e in epochs if "val" in e]
+
+
+def own_model(n: int) -> str:
+    return f"standard-{n}"
+
+
+def plateau_exit(curve: list[float], num_classes: int) -> int | None:
+    """First epoch (1-based) whose validation is no longer near chance."""
+    return next((i for i, v in enumerate(curve, 1) if not near_chance(v, num_classes)), None)
+
+
+def mean_curve(curves: list[list[float]]) -> list[float]:
+    return [statistics.fmean(vs) for vs in zip(*curves, strict=True)]
+
+
+def checks(cur: dict, rep: dict) -> list[tuple[str, bool, str]]:
+    """The from-scratch targets, each judged on the mean with the seeds shown."""
+    found = []
+    if "fan" in cur and "standard-16" in cur:
+        worst = [min(f - s for f, s in list(zip(series(a, 16), series(b, 16), strict=True))
+                     [FIRST_TRACKED_EPOCH - 1:])
+                 for a, b in zip(cur["fan"], cur["standard-16"], strict=True)]  # fmt: skip
+        mean_gap = min(
+            f - s for f, s in list(zip(
+                mean_curve([series(e, 16) for e in cur["fan"]]),
+                mean_curve([series(e, 16) for e in cur["standard-16"]]), strict=True))
+            [FIRST_TRACKED_EPOCH - 1:])  # fmt: skip
+        agree = sum(w >= -TRACK_SLACK for w in worst)
+        found.append((f"FAN 16F ≥ standard-16 − {TRACK_SLACK:g} at every epoch from "
+                      f"{FIRST_TRACKED_EPOCH} on", mean_gap >= -TRACK_SLACK,
+                      f"worst gap {mean_gap:+.1f} (per seed "
+                      f"{', '.join(f'{w:+.1f}' for w in worst)}: {agree} of {len(worst)} "
+                      "agree)"))  # fmt: skip
+    if "fan" in rep and "st" in rep:
+        for n in COUNTS:
+            diffs = [a["results"][str(n)]["top1"] - b["results"][str(n)]["top1"]
+                     for a, b in zip(rep["fan"], rep["st"], strict=True)]  # fmt: skip
+            d = statistics.fmean(diffs)
+            agree = sum(x >= -END_SLACK for x in diffs)
+            found.append((f"FAN ≥ ST − {END_SLACK:g} at {n}F after the last epoch",
+                          d >= -END_SLACK, f"{d:+.1f} (per seed "
+                          f"{', '.join(f'{x:+.1f}' for x in diffs)}: {agree} of {len(diffs)} "
+                          "agree)"))  # fmt: skip
+    if "fan" in cur and all(k in cur for k in ST_PARTS):
+        fan, st = cost(cur, "fan"), st_cost(cur)
+        found.append(("FAN's training compute ≤ ST's (frames through the network)",
+                      fan[1] <= st[1], f"FAN {fan[1]:.2f}M frames / {fan[0]:.1f} min, ST "
+                      f"{st[1]:.2f}M frames / {st[0]:.1f} min"))  # fmt: skip
+    return found
+
+
+def cost(cur: dict, key: str) -> tuple[float, float]:
+    """(wall minutes, million frames through the network) of one run, mean over seeds."""
+    minutes = statistics.fmean(sum(e["seconds"] for e in s) / 60 for s in cur[key])
+    frames = statistics.fmean(sum(e.get("frames_seen", 0) for e in s) / 1e6 for s in cur[key])
+    return minutes, frames
+
+
+def st_cost(cur: dict) -> tuple[float, float]:
+    parts = [cost(cur, k) for k in ST_PARTS]
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def rows(cur: dict, num_classes: int, labels: dict[str, str]) -> list[str]:
+    """Markdown: the mean curve per count and model, its plateau exit per seed, its cost."""
+    epochs = len(next(iter(cur.values()))[0])
+    lines = ["| count | model | " + " | ".join(f"ep {i}" for i in range(1, epochs + 1))
+             + " | leaves plateau (epoch, per seed) |",
+             "|---|---|" + "---|" * (epochs + 1)]  # fmt: skip
+    for n in COUNTS:
+        for key in (own_model(n), *FANS):
+            if key not in cur:
+                continue
+            curves = [series(e, n) for e in cur[key]]
+            exits = ", ".join(str(plateau_exit(c, num_classes) or "never") for c in curves)
+            cells = " | ".join(f"{v:.1f}" for v in mean_curve(curves))
+            lines.append(f"| {n}F | {labels[key]} | {cells} | {exits} |")
+    lines += ["", "| model | training wall time (min, mean over seeds) | frames through the "
+              "network (M) |", "|---|---|---|"]  # fmt: skip
+    for key in (*FANS, *ST_PARTS):
+        if key in cur:
+            minutes, frames = cost(cur, key)
+            lines.append(f"| {labels[key]} | {minutes:.1f} | {frames:.2f} |")
+    if all(k in cur for k in ST_PARTS):
+        minutes, frames = st_cost(cur)
+        lines.append(f"| ST (the three together) | {minutes:.1f} | {frames:.2f} |")
+    return lines
+
+
+def plot(cur: dict, path: Path, labels: dict[str, str], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(COUNTS), figsize=(15, 4.2), sharey=True)
+    style = {"fan": ("black", "o-"), "fan-paper-recipe": ("tab:red", "^-")}
+    for ax, n in zip(axes, COUNTS, strict=True):
+        for key in (own_model(n), *FANS):
+            if key not in cur:
+                continue
+            curves = [series(e, n) for e in cur[key]]
+            xs = range(1, len(curves[0]) + 1)
+            color, fmt = style.get(key, ("tab:blue", "s--"))
+            ax.plot(xs, mean_curve(curves), fmt, color=color, ms=4, label=labels[key])
+            for c in curves:  # every seed, faintly
+                ax.plot(xs, c, "-", color=color, alpha=0.2, lw=1)
+        ax.set(title=f"validation at {n} frames", xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("top-1 (%)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
