@@ -453,8 +453,8 @@ def scratch_section(rep: dict, args) -> list[str]:
     lines = ["## Learning curves from scratch", "",
              "Validation top-1 (%) after each epoch, mean over seeds, at each trained count: "
              "FAN's sub-network against the single-count model trained at that count (ST's "
-             "model there). A model leaves the plateau at the first epoch whose top-1 is no "
-             f"longer within twice chance ({100 / num_classes:.1f}%).", "",
+             "model there). A model leaves the plateau at the first epoch whose top-1 is a "
+             f"quarter of the way from chance ({100 / num_classes:.1f}%) to 100%.", "",
              *curves.rows(cur, num_classes, labels), "",
              "![learning curves](curves.png)", ""]  # fmt: skip
     if found := curves.checks(cur, rep):

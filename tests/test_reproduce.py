@@ -172,3 +172,43 @@ def test_unloadable_init_is_a_one_line_error(tmp_path, monkeypatch):
         reproduce.main()
     assert str(e.value).startswith("error: cannot load checkpoint") and "\n" not in str(e.value)
     assert not (tmp_path / "runs" / "fan2_seed0" / "eval.json").exists()
+
+
+def scratch_run(tmp_path, key, seed, curves_at: dict[int, list[float]], frames_seen: int):
+    """A metrics.json as a validated training run writes it."""
+    folder = tmp_path / f"{key}_seed{seed}"
+    folder.mkdir(parents=True)
+    epochs = [{"epoch": i + 1, "seconds": 60.0, "frames_seen": frames_seen,
+               "val": {str(n): {"top1": c[i]} for n, c in curves_at.items()}}
+              for i in range(len(next(iter(curves_at.values()))))]  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps({"model_config": {"num_classes": 20},
+                                                     "epochs": epochs}))  # fmt: skip
+
+
+def test_scratch_targets_are_checked_per_epoch_and_per_seed(tmp_path):
+    import curves
+
+    slow = [5, 5, 5, 5, 5, 6, 30, 50, 60, 63]
+    for seed in (0, 1):
+        scratch_run(tmp_path, "standard-16", seed, {16: slow}, 32000)
+        scratch_run(tmp_path, "standard-4", seed, {4: [10 * i for i in range(10)]}, 8000)
+        scratch_run(tmp_path, "standard-8", seed, {8: [10 * i for i in range(10)]}, 16000)
+    fan_16 = [5, 5, 5, 5, 5, 6, 27, 50, 60, 63]  # 3 points behind at epoch 7 on seed 0
+    scratch_run(tmp_path, "fan", 0, {4: slow, 8: slow, 16: fan_16}, 56000)
+    scratch_run(tmp_path, "fan", 1, {4: slow, 8: slow, 16: slow}, 56000)
+    cur, num_classes = curves.load(tmp_path, ["fan", *curves.ST_PARTS, "missing"], [0, 1])
+    assert set(cur) == {"fan", *curves.ST_PARTS} and num_classes == 20
+    assert curves.plateau_exit(slow, num_classes) == 7  # 30% is a quarter of the way
+    rep = {"fan": [report({4: 60.0, 8: 60.0, 16: 63.0})] * 2,
+           "st": [report({4: 90.0, 8: 60.2, 16: 63.0})] * 2}  # fmt: skip
+    found = curves.checks(cur, rep)
+
+    def claims(start):
+        return [(ok, detail) for claim, ok, detail in found if claim.startswith(start)]
+
+    assert claims("FAN 16F ≥ standard-16 − 2 at every epoch from 6") == [
+        (True, "worst gap -1.5 (per seed -3.0, +0.0: 1 of 2 agree)")]
+    assert [ok for ok, _ in claims("FAN ≥ ST")] == [False, True, True]  # 8F within 0.5
+    ((ok, detail),) = claims("FAN's training compute ≤ ST's")
+    assert ok and detail.startswith("FAN 0.56M frames / 10.0 min, ST 0.56M frames")
+
