@@ -23,7 +23,8 @@ def plateau_warning(history: list[dict], num_classes: int) -> str | None:
 
     On the plateau: the training loss is within 10% of the first epoch's and, when the run
     validated, top-1 at the highest trained count is near chance. Validation near chance
-    with a falling loss is a different failure (the model fits what it cannot generalise).
+    with a falling loss is either a run stopped just as it leaves the plateau or a model
+    fitting what it cannot generalise (mismatched labels).
     """
     if not history:
         return None
@@ -38,8 +39,8 @@ def plateau_warning(history: list[dict], num_classes: int) -> str | None:
         seen = f"validation top-1 {top1:.1f}% at {count}F, chance {chance_top1(num_classes):.1f}%"
         if not loss_flat:
             return (f"validation is near chance after {len(history)} epochs ({seen}) although "
-                    f"the training loss fell from {first:.3f} to {last:.3f}: check that "
-                    "validation labels match the training labels")  # fmt: skip
+                    f"the training loss fell from {first:.3f} to {last:.3f}: train longer "
+                    "(--epochs) and check that validation labels match training ones")  # fmt: skip
     elif not loss_flat:
         return None
     else:
