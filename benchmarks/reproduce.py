@@ -530,6 +530,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
+    if not 0.0 <= args.kd_gate <= 1.0:  # before settings.json records it
+        p.error(f"--kd-gate is a fraction in [0, 1] (0: distil from the first step), got "
+                f"{args.kd_gate:g}")  # fmt: skip
     if len(set(args.seeds)) < len(args.seeds):
         p.error(f"--seeds {' '.join(map(str, args.seeds))} repeats a seed: give each once")
     if not builtin(args.data) and args.val is None:
