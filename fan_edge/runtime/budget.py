@@ -46,6 +46,7 @@ class Choice:
     subnetwork: Subnetwork
     reason: str
     over_budget: bool = False
+    predicted: dict | None = None  # whole-clip budgets: predicted ms per stage of the choice
 
 
 def choose_subnetwork(
@@ -54,11 +55,14 @@ def choose_subnetwork(
     *,
     latency_ms: dict[int, float] | None = None,
     allow_over_budget: bool = False,
+    explain: dict[int, str] | None = None,
 ) -> Choice:
     """The sub-network with the most frames that fits `budget` (frames: the nearest one).
 
-    A cost equal to the budget fits. If nothing fits, raise, naming the cheapest option,
-    unless `allow_over_budget`, which then picks the cheapest.
+    `latency_ms`: the predicted cost of each sub-network (the network alone, or the whole
+    clip), `explain` its breakdown for the reason. A cost equal to the budget fits. If nothing
+    fits, raise, naming the cheapest option, unless `allow_over_budget`, which then picks
+    the cheapest.
     """
     subs = bundle.subnetworks
     if budget.kind == "frames":
@@ -79,15 +83,18 @@ def choose_subnetwork(
                 f"the latency profile lacks {missing} frames: re-run `fan-edge bench`"
             )
         cost, unit = {s.frames: float(latency_ms[s.frames]) for s in subs}, "ms"
+
+    def at(s: Subnetwork) -> str:
+        if explain:
+            return f"{s.frames} frames: {explain[s.frames]}"
+        return f"{s.frames} frames at {cost[s.frames]:.3g} {unit}"
+
     fits = [s for s in subs if cost[s.frames] <= budget.value * (1 + 1e-9)]
     if fits:
         best = max(fits, key=lambda s: (s.frames, -cost[s.frames]))  # most frames that fit
-        return Choice(best, f"largest within {budget}: {best.frames} frames at "
-                            f"{cost[best.frames]:.3g} {unit}")  # fmt: skip
+        return Choice(best, f"largest within {budget}: {at(best)}")
     cheapest = min(subs, key=lambda s: (cost[s.frames], s.frames))
     if not allow_over_budget:
-        raise FanEdgeError(f"nothing fits {budget}: the cheapest sub-network is {cheapest.frames} "
-                           f"frames at {cost[cheapest.frames]:.3g} {unit}; raise the budget or "
-                           "pass --allow-over-budget")  # fmt: skip
-    return Choice(cheapest, f"over budget {budget}: cheapest is {cheapest.frames} frames at "
-                            f"{cost[cheapest.frames]:.3g} {unit}", over_budget=True)  # fmt: skip
+        raise FanEdgeError(f"nothing fits {budget}: the cheapest is {at(cheapest)}; raise the "
+                           "budget or pass --allow-over-budget")  # fmt: skip
+    return Choice(cheapest, f"over budget {budget}: cheapest is {at(cheapest)}", over_budget=True)

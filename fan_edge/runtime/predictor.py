@@ -1,7 +1,7 @@
 """`Predictor(bundle).predict(video, budget=...)`: the Python API behind `fan-edge run`."""
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,9 @@ from fan_edge.data.transforms import eval_transform
 from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.backends import pick_backend
 from fan_edge.runtime.budget import Budget, Choice, choose_subnetwork, parse_budget
-from fan_edge.runtime.inputs import read_input
-from fan_edge.runtime.profile import latency_for
+from fan_edge.runtime.decode_cost import predict_ms
+from fan_edge.runtime.profile import decode_costs_for, latency_for
+from fan_edge.runtime.video import ClipRecord, VideoSource, open_video, read_clip
 
 
 @dataclass
@@ -23,15 +24,25 @@ class Prediction:
     frames: int  # frames fed to the network
     trained_frames: int  # the sub-network that ran
     gflops: float
-    decode_ms: float
-    infer_ms: float
     backend: str
     reason: str
     over_budget: bool = False
     input_frames: int = 0
+    # measured stages (ms); total = index + decode + preprocess + infer
+    index_ms: float = 0.0
+    decode_ms: float = 0.0
+    decoded_frames: int = 0
+    preprocess_ms: float = 0.0
+    infer_ms: float = 0.0
+    total_ms: float = 0.0
+    predicted: dict | None = None  # a whole-clip budget's prediction for the chosen stages
+    read: dict = field(default_factory=dict)  # how the clip was read (decoder, plan, fallback)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+BUDGET_FOR = ("clip", "network")
 
 
 @dataclass
@@ -39,6 +50,9 @@ class Predictor:
     """Classify clips with a bundle. Sub-networks load on first use, or all at once (eager).
 
     `backend`: "auto" (best available), "ort-cpu", "ort-cuda", "ort-trt" or "trt".
+    `decoder`: "auto" (PyAV, OpenCV for what it cannot open), "pyav" or "opencv".
+    `budget_for`: what a latency budget covers: "clip" (index + decode + preprocess +
+    inference, predicted from the clip's decode plan) or "network" (inference alone).
     """
 
     bundle: Bundle | str | Path
@@ -46,9 +60,13 @@ class Predictor:
     eager: bool = False
     share_weights: bool = True
     threads: int | None = None
+    decoder: str = "auto"
+    budget_for: str = "clip"
     _sessions: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        if self.budget_for not in BUDGET_FOR:
+            raise FanEdgeError(f"budget_for must be one of {BUDGET_FOR}, got {self.budget_for!r}")
         if not isinstance(self.bundle, Bundle):
             self.bundle = Bundle(self.bundle)
         self.engine = pick_backend(self.backend, self.bundle, share_weights=self.share_weights,
@@ -67,8 +85,13 @@ class Predictor:
         return self._sessions[sub.frames]
 
     def choose(self, budget: str | Budget | None = None, frames: int | None = None,
-               allow_over_budget: bool = False) -> Choice:  # fmt: skip
-        """Which graph runs: forced `frames`, else the budget's pick, else the largest."""
+               allow_over_budget: bool = False,
+               video: VideoSource | None = None) -> Choice:  # fmt: skip
+        """Which graph runs: forced `frames`, else the budget's pick, else the largest.
+
+        A latency budget covers the whole clip when `video` (an opened input) is given and
+        `budget_for` is "clip"; otherwise the network alone.
+        """
         if frames is not None:
             return choose_subnetwork(self.bundle, Budget("frames", frames))
         if budget is None:
@@ -76,9 +99,38 @@ class Predictor:
             return Choice(top, f"no budget: the largest sub-network ({top.frames} frames)")
         if isinstance(budget, str):
             budget = parse_budget(budget)
-        latency = latency_for(self.bundle, self.engine.name) if budget.kind == "latency" else None
-        return choose_subnetwork(self.bundle, budget, latency_ms=latency,
-                                 allow_over_budget=allow_over_budget)  # fmt: skip
+        if budget.kind != "latency":
+            return choose_subnetwork(self.bundle, budget, allow_over_budget=allow_over_budget)
+        latency = latency_for(self.bundle, self.engine.name)
+        if video is None or self.budget_for == "network":
+            return choose_subnetwork(self.bundle, budget, latency_ms=latency,
+                                     allow_over_budget=allow_over_budget)  # fmt: skip
+        stages = self.predict_stages(video, latency)
+        choice = choose_subnetwork(
+            self.bundle, budget, latency_ms={n: p["total_ms"] for n, p in stages.items()},
+            allow_over_budget=allow_over_budget,
+            explain={n: p["explain"] for n, p in stages.items()})  # fmt: skip
+        return replace(choice, predicted=stages[choice.subnetwork.frames])
+
+    def predict_stages(self, video: VideoSource, latency: dict[int, float]) -> dict[int, dict]:
+        """Predicted ms per stage of each sub-network on this clip, before decoding it."""
+        costs = decode_costs_for(self.bundle, self.engine.name)
+        out = {}
+        for s in self.bundle.subnetworks:
+            plan = video.plan(s.frames)
+            decode, note = predict_ms(costs["codecs"], video.index, plan)
+            pre = costs["preprocess_ms_per_frame"] * s.frames
+            infer = latency[s.frames]
+            other = video.index_ms + pre
+            total = decode + other + infer
+            out[s.frames] = {
+                "index_ms": video.index_ms, "decode_ms": decode, "decoded_frames": plan.decoded,
+                "preprocess_ms": pre, "infer_ms": infer, "total_ms": total,
+                "explain": f"decode ~{decode:.0f} ms ({plan.decoded} frames"
+                           f"{'; ' + note if note else ''}) + infer ~{infer:.0f} ms + index and "
+                           f"preprocess ~{other:.0f} ms = ~{total:.0f} ms",
+            }  # fmt: skip
+        return out
 
     def logits(self, clip: np.ndarray, sub: Subnetwork) -> np.ndarray:
         """Raw logits for preprocessed clips (B, T, 3, H, W) float32."""
@@ -94,15 +146,29 @@ class Predictor:
         spec = self.bundle.input
         return eval_transform(frames, spec["size"], spec["mean"], spec["std"])[None]
 
+    def read(self, video: str | Path, num_frames: int) -> tuple[np.ndarray, ClipRecord]:
+        """The frames a `num_frames` graph takes from `video`, resized while decoding."""
+        return read_clip(video, num_frames, decoder=self.decoder,
+                         short_side=self.bundle.input["size"])  # fmt: skip
+
     def predict(self, video: str | Path, *, budget: str | Budget | None = None,
                 frames: int | None = None, top_k: int = 5,
                 allow_over_budget: bool = False) -> Prediction:  # fmt: skip
         if top_k < 1:
             raise FanEdgeError(f"top-k must be at least 1, got {top_k}")
-        choice = self.choose(budget, frames, allow_over_budget)
+        with open_video(video, self.decoder) as source:
+            choice = self.choose(budget, frames, allow_over_budget, video=source)
+            sub = choice.subnetwork
+            raw, record = source.read(sub.frames, short_side=self.bundle.input["size"])
+        return self.classify(raw, record, choice, top_k)
+
+    def classify(self, raw: np.ndarray, record: ClipRecord, choice: Choice,
+                 top_k: int = 5) -> Prediction:  # fmt: skip
+        """Preprocess and run frames already read for `choice` (the second half of predict)."""
         sub = choice.subnetwork
-        raw, total, decode_ms = read_input(video, sub.frames)
+        t0 = time.perf_counter()
         clip = self.preprocess(raw)
+        preprocess_ms = (time.perf_counter() - t0) * 1e3
         self.session(sub)  # load outside the timed region
         t0 = time.perf_counter()
         z = self.logits(clip, sub)[0]
@@ -110,7 +176,12 @@ class Predictor:
         p = np.exp(z - z.max())
         p /= p.sum()
         top = np.argsort(-p)[:top_k]
-        return Prediction(str(video), [self.bundle.classes[i] for i in top],
-                          [float(p[i]) for i in top], sub.frames, sub.trained_frames, sub.gflops,
-                          decode_ms, infer_ms, self.engine.name, choice.reason,
-                          choice.over_budget, total)  # fmt: skip
+        total = record.index_ms + record.decode_ms + preprocess_ms + infer_ms
+        predicted = None if choice.predicted is None else \
+            {k: v for k, v in choice.predicted.items() if k != "explain"}  # fmt: skip
+        return Prediction(
+            record.source, [self.bundle.classes[i] for i in top], [float(p[i]) for i in top],
+            sub.frames, sub.trained_frames, sub.gflops, self.engine.name, choice.reason,
+            choice.over_budget, record.input_frames, record.index_ms, record.decode_ms,
+            record.decoded, preprocess_ms, infer_ms, total, predicted, record.to_dict(),
+        )

@@ -67,10 +67,30 @@ def write_profile(bundle: Bundle, key: str, profile: dict) -> Path:
 
 def latency_for(bundle: Bundle, backend: str, precision: str = "fp32") -> dict[int, float]:
     """p50 latency (ms) per frame count for this device and backend, or a clear error."""
+    profile = profile_for(bundle, backend, precision)
+    return {int(n): float(v["p50_ms"]) for n, v in profile["subnetworks"].items()}
+
+
+def decode_costs_for(bundle: Bundle, backend: str, precision: str = "fp32") -> dict:
+    """This device's decode cost models ({"codecs": {codec: coefficients}, ...})."""
+    decode = profile_for(bundle, backend, precision).get("decode")
+    try:
+        for coef in decode["codecs"].values():
+            [float(c) for c in coef]
+        float(decode["preprocess_ms_per_frame"])
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise FanEdgeError(f"the latency profile of {bundle.path} has no decode costs (an older "
+                           f"`fan-edge bench` made it): re-run `fan-edge bench {bundle.path} "
+                           "--backend " + backend + "`, or pass --budget-for network") from None
+    return decode
+
+
+def profile_for(bundle: Bundle, backend: str, precision: str = "fp32") -> dict:
+    """The profile measured on this device with `backend`, or a clear error."""
     profiles = read_profiles(bundle)
     key = profile_key(device_name(backend), backend, precision)
     if key in profiles:
-        return {int(n): float(v["p50_ms"]) for n, v in profiles[key]["subnetworks"].items()}
+        return profiles[key]
     if profiles:
         have = "; ".join(profiles)
         raise FanEdgeError(f"no latency profile for [{key}] (the bundle has [{have}], measured "

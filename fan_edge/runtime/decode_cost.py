@@ -1,0 +1,42 @@
+"""What a clip costs to read on this device, predicted from its plan before decoding.
+
+`fan-edge bench` reads generated clips (several sizes, keyframe layouts and frame counts)
+with the runtime's own reader and fits, per codec, a linear model of the milliseconds
+on features every plan has: a fixed cost, seeks, frames the plan decodes x megapixels,
+and sampled frames x megapixels (conversion). Coefficients are kept non-negative, so a
+prediction never falls as the plan grows.
+"""
+
+import numpy as np
+
+from fan_edge.runtime.video.plan import Plan, StreamIndex
+
+FEATURES = ("clip", "seeks", "decoded_mpx", "sampled_mpx")
+REFERENCE_CODEC = "h264"  # used, and named as assumed, for a codec the profile lacks
+
+
+def features(index: StreamIndex, plan: Plan) -> list[float]:
+    mpx = index.width * index.height / 1e6
+    return [1.0, float(plan.seeks), plan.decoded * mpx, len(plan.indices) * mpx]
+
+
+def fit(rows: list[list[float]], ms: list[float]) -> list[float]:
+    """Least squares with coefficients >= 0 (features that would go negative are dropped)."""
+    x, y = np.asarray(rows, float), np.asarray(ms, float)
+    keep = list(range(x.shape[1]))
+    while True:
+        coef = np.linalg.lstsq(x[:, keep], y, rcond=None)[0]
+        if (coef >= 0).all() or len(keep) == 1:
+            out = np.zeros(x.shape[1])
+            out[keep] = np.maximum(coef, 0)
+            return [float(c) for c in out]
+        keep.pop(int(np.argmin(coef)))
+
+
+def predict_ms(models: dict[str, list[float]], index: StreamIndex, plan: Plan) -> tuple[float, str]:
+    """(predicted decode ms, "" or a note that another codec's cost was assumed)."""
+    codec = index.codec if index.codec in models else REFERENCE_CODEC
+    note = "" if codec == index.codec else f"{index.codec or 'this input'}: {codec} cost assumed"
+    if codec not in models:
+        raise KeyError(codec)
+    return float(np.dot(models[codec], features(index, plan))), note

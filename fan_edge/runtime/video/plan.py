@@ -1,0 +1,62 @@
+"""Decode plans: which frames to decode to get the sampled ones, from a demux-only index.
+
+A frame can only be decoded starting from a keyframe at or before it. For each sampled frame
+(in presentation order) the plan either goes on decoding from where it is, or seeks to the
+keyframe before that frame: it seeks exactly when that keyframe lies after the current
+position, which decodes the fewest frames (going on would decode the same frames and more).
+Pure functions over numbers; nothing here touches a file.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """What demuxing tells about a video stream, in presentation order."""
+
+    frames: int  # frames in the stream (one per packet)
+    keyframes: tuple[int, ...]  # presentation indices where decoding can start (0 included)
+    width: int = 0
+    height: int = 0
+    codec: str = ""
+    rotation: int = 0  # degrees counter-clockwise to make the frame upright
+    trusted: bool = True  # False: decode everything to count (see `untrusted_why`)
+    untrusted_why: str = ""
+
+    def keyframe_before(self, i: int) -> int:
+        """The last position at or before frame `i` where decoding can start."""
+        k = np.searchsorted(self.keyframes, i, side="right") - 1
+        return int(self.keyframes[max(int(k), 0)])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Decode runs: each starts at a keyframe (one seek) and ends at a sampled frame."""
+
+    indices: tuple[int, ...]  # the sampled frames, as asked (order and repeats kept)
+    runs: tuple[tuple[int, int], ...]  # (first, last) presentation index decoded per run
+
+    @property
+    def decoded(self) -> int:
+        """Frames the plan decodes (an upper bound: non-reference frames may be skipped)."""
+        return sum(last - first + 1 for first, last in self.runs)
+
+    @property
+    def seeks(self) -> int:
+        return len(self.runs)
+
+
+def make_plan(index: StreamIndex, indices) -> Plan:
+    """The plan that decodes the fewest frames yielding `indices` (presentation order)."""
+    runs: list[list[int]] = []
+    for t in sorted({int(i) for i in indices}):
+        if not 0 <= t < index.frames:
+            raise ValueError(f"frame {t} is outside the stream's {index.frames} frames")
+        k = index.keyframe_before(t)
+        if runs and k <= runs[-1][1] + 1:  # the keyframe is not ahead of us: decode on
+            runs[-1][1] = t
+        else:
+            runs.append([k, t])
+    return Plan(tuple(int(i) for i in indices), tuple((a, b) for a, b in runs))

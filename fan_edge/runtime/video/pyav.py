@@ -1,0 +1,198 @@
+"""PyAV (FFmpeg) decoding by plan: index by demuxing, seek to keyframes, skip what is not needed.
+
+Opening probes the streams without decoding a frame; the index comes from packet headers
+(timestamps, keyframe flags). Reading seeks to the keyframe before each run and decodes
+forward; packets of frames the plan does not return are decoded only if other frames refer
+to them (FFmpeg's `skip_frame = NONREF`). Every decoded frame is identified by its timestamp,
+so a seek that lands late or a packet that decodes to nothing cannot shift a frame: the
+source then counts by decoding and resamples (the record says why).
+"""
+
+from dataclasses import replace
+
+import av
+import numpy as np
+
+from fan_edge.data.sampling import segment_indices
+from fan_edge.errors import FanEdgeError
+from fan_edge.runtime.video.plan import Plan, StreamIndex, make_plan
+from fan_edge.runtime.video.source import VideoSource, scaled_size, upright
+
+# Options for the streams found on open: decode nothing while probing them (a keyframe of
+# 1080p costs ~10 ms). A list longer than any file's stream count; extra entries are unused.
+_PROBE_WITHOUT_DECODING = [{"skip_frame": "all"}] * 64
+# Decoders that honour `skip_frame = NONREF` packet by packet (others decode every packet:
+# dav1d, for one, would drop AV1 frames that later packets show).
+SKIP_NONREF = {"h264", "hevc"}
+# Frame threading pays for itself on long runs; slice threading costs nothing per seek.
+THREADING_MIN_RUN = 24
+
+
+class _PlanBroken(Exception):
+    """The index disagreed with what the decoder produced."""
+
+
+class PyAVSource(VideoSource):
+    name = "pyav"
+
+    def _open(self) -> None:
+        self._container = self._open_container(probe=False)
+        stream = self._container.streams.video[0]
+        pts, keys, why = [], [], ""
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size == 0:  # the flush packet at the end of the stream
+                    continue
+                if packet.is_corrupt:
+                    why = why or "a corrupt packet"
+                pts.append(packet.pts)
+                keys.append(packet.is_keyframe)
+        except av.error.FFmpegError as e:
+            why = f"demuxing stopped early ({e.strerror})"
+        if not pts:
+            self.close()
+            raise FanEdgeError(f"{self.path} has no decodable frames: is the file empty or "
+                               "truncated?")  # fmt: skip
+        if any(p is None for p in pts):
+            why = why or "packets without timestamps"
+        elif len(set(pts)) < len(pts):
+            why = why or "repeated timestamps"
+        promised = len(stream.index_entries)  # mp4, avi: one per frame; mkv: keyframes only
+        if promised > len(pts):
+            why = why or f"truncated: {len(pts)} of the {promised} frames its index lists"
+        cc = stream.codec_context
+        if why:
+            self.index = self._count_by_decoding(why)
+            return
+        order = np.argsort(pts, kind="stable")
+        self._pts = np.asarray(pts, np.int64)[order]  # presentation index -> timestamp
+        self._position = {int(p): i for i, p in enumerate(self._pts)}
+        keyframes = np.union1d([0], np.flatnonzero(np.asarray(keys)[order]))
+        self.index = StreamIndex(len(pts), tuple(int(k) for k in keyframes), cc.width, cc.height,
+                                 cc.codec.canonical_name)  # fmt: skip
+
+    def _open_container(self, probe: bool):
+        try:
+            options = None if probe else _PROBE_WITHOUT_DECODING
+            container = av.open(self.path, stream_options=options)
+        except av.error.FileNotFoundError:
+            raise FanEdgeError(f"no such video file: {self.path}") from None
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            msg = getattr(e, "strerror", None) or type(e).__name__
+            raise FanEdgeError(f"cannot decode {self.path}: not a video FFmpeg can read ({msg})")\
+                from None  # fmt: skip
+        if not container.streams.video:
+            container.close()
+            raise FanEdgeError(f"cannot decode {self.path}: it has no video stream")
+        return container
+
+    def close(self) -> None:
+        if getattr(self, "_container", None) is not None:
+            self._container.close()
+            self._container = None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read(self, plan: Plan, short_side: int | None) -> tuple[np.ndarray, tuple, int, str]:
+        if not self.index.trusted:
+            frames, decoded = self._read_in_order(plan, short_side)
+            return frames, plan.indices, decoded, self.index.untrusted_why
+        stream = self._container.streams.video[0]
+        if not stream.codec_context.is_open:
+            stream.thread_type = "AUTO" if plan.decoded >= THREADING_MIN_RUN * plan.seeks \
+                else "SLICE"  # fmt: skip
+        decoded = 0
+        try:
+            got: dict[int, np.ndarray] = {}
+            for first, last in plan.runs:
+                decoded += self._decode_run(first, last, set(plan.indices), short_side, got)
+        except _PlanBroken as e:
+            self.index = self._count_by_decoding(str(e))
+            plan = make_plan(self.index, segment_indices(self.index.frames, len(plan.indices)))
+            frames, more = self._read_in_order(plan, short_side)
+            return frames, plan.indices, decoded + more, str(e)
+        self.index = replace(self.index, rotation=self._rotation)
+        return np.stack([got[i] for i in plan.indices]), plan.indices, decoded, ""
+
+    def _decode_run(self, first: int, last: int, wanted: set, short_side, got: dict) -> int:
+        """Seek to the keyframe at `first`, decode to `last`; keep the wanted frames."""
+        container, stream = self._container, self._container.streams.video[0]
+        cc = stream.codec_context
+        todo = sorted(i for i in wanted if first <= i <= last)
+        todo_pts = {int(self._pts[i]) for i in todo}
+        skip = "NONREF" if self.index.codec in SKIP_NONREF else "DEFAULT"
+        container.seek(int(self._pts[first]), stream=stream)  # the keyframe at or before
+        decoded = 0
+        try:
+            for packet in container.demux(stream):
+                cc.skip_frame = skip if packet.pts not in todo_pts and packet.size else "DEFAULT"
+                for frame in cc.decode(packet):
+                    decoded += 1
+                    i = self._position.get(frame.pts)
+                    if i is None:
+                        raise _PlanBroken("a decoded frame has a timestamp the index lacks")
+                    if i > todo[0]:
+                        raise _PlanBroken(f"frame {todo[0]} did not decode where the index "
+                                          "put it")  # fmt: skip
+                    if i == todo[0]:
+                        got[i] = _convert(frame, short_side)
+                        self._rotation = int(frame.rotation)
+                        todo.pop(0)
+                        if not todo:
+                            return decoded
+        except av.error.FFmpegError as e:
+            raise _PlanBroken(f"decoding failed ({e.strerror})") from None
+        finally:
+            cc.skip_frame = "DEFAULT"
+        raise _PlanBroken(f"frame {todo[0]} never decoded")
+
+    def _count_by_decoding(self, why: str) -> StreamIndex:
+        """The slow, safe index: decode every frame once and count the ones that decode."""
+        self.close()
+        self._container = self._open_container(probe=True)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n, rotation = 0, 0
+        try:
+            for frame in self._container.decode(stream):
+                rotation = rotation if n else int(frame.rotation)
+                n += 1
+        except av.error.FFmpegError:
+            pass  # the frames before the damage are the clip
+        if n == 0:
+            self.close()
+            raise FanEdgeError(f"{self.path} has no decodable frames: is the file empty or "
+                               "truncated?")  # fmt: skip
+        cc = stream.codec_context
+        return StreamIndex(n, (0,), cc.width, cc.height, cc.codec.canonical_name, rotation, trusted=False,
+                           untrusted_why=why)  # fmt: skip
+
+    def _read_in_order(self, plan: Plan, short_side) -> tuple[np.ndarray, int]:
+        """One pass from the start, frames numbered by decoding order of output."""
+        self.close()
+        self._container = self._open_container(probe=True)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        wanted, got, n = set(plan.indices), {}, 0
+        try:
+            for frame in self._container.decode(stream):
+                if n in wanted:
+                    got[n] = _convert(frame, short_side)
+                n += 1
+                if n > max(wanted):
+                    break
+        except av.error.FFmpegError:
+            pass
+        missing = wanted - got.keys()
+        if missing:
+            raise FanEdgeError(f"{self.path}: only {n} frames decodable, needed frame "
+                               f"{max(missing)}")  # fmt: skip
+        return np.stack([got[i] for i in plan.indices]), n
+
+
+def _convert(frame, short_side: int | None) -> np.ndarray:
+    """RGB, resized in the same swscale pass (area when shrinking), then upright."""
+    w, h = scaled_size(frame.width, frame.height, short_side)
+    interpolation = "AREA" if w < frame.width else "BILINEAR"
+    rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation=interpolation)
+    return upright(rgb, int(frame.rotation))
