@@ -289,44 +289,126 @@ class BackendName(str, Enum):
 DEFAULT_BUNDLE = Path("models/demo")
 
 
+class DecoderName(str, Enum):
+    auto = "auto"
+    pyav = "pyav"
+    opencv = "opencv"
+
+
+class BudgetFor(str, Enum):
+    clip = "clip"
+    network = "network"
+
+
 @app.command()
 def run(
-    inputs: Annotated[list[Path], typer.Argument(help="Videos or folders of frames.")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Videos, folders of videos, or folders of frames.")],  # fmt: skip
     budget: Annotated[str | None, typer.Option(help="20gflops, 15ms, 0.015s or 8frames.")] = None,
+    budget_for: Annotated[BudgetFor, typer.Option(
+        help="What a latency budget covers: the whole clip (decode + preprocess + inference, "
+        "predicted from the clip's decode plan) or the network alone.")] = BudgetFor.clip,
     frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).")] = None,
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
+    decoder: Annotated[DecoderName, typer.Option(
+        help="pyav (FFmpeg; auto uses it, OpenCV for files it cannot open) or opencv "
+        "(also GStreamer pipelines).")] = DecoderName.auto,  # fmt: skip
     top_k: Annotated[int, typer.Option(help="Labels to show.", min=1)] = 5,
     allow_over_budget: Annotated[bool, typer.Option(help="Run the cheapest if none fits.")] = (
         False
     ),
     eager: Annotated[bool, typer.Option(help="Load every sub-network up front.")] = False,
+    jobs: Annotated[int, typer.Option(help="Clips read ahead in parallel.", min=1)] = 2,
+    output: Annotated[Path | None, typer.Option(
+        help="Also write results here: .jsonl, .json or .csv.")] = None,  # fmt: skip
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
 ) -> None:
-    """Classify videos with the sub-network that fits the budget. Needs no PyTorch."""
+    """Classify videos with the sub-network that fits the budget. Needs no PyTorch.
+
+    Exit code 1 if any input failed (each failure is reported in its own row).
+    """
     from fan_edge.runtime import Predictor
+    from fan_edge.runtime.batch import expand_inputs, predict_many, write_outcomes
 
     if not bundle.exists() and bundle == DEFAULT_BUNDLE:
         raise FanEdgeError(f"no bundle at {bundle}: run `make demo` (it exports one) or pass "
                            "--bundle")  # fmt: skip
-    predictor = Predictor(bundle, backend=backend.value, eager=eager)
-    results = [predictor.predict(p, budget=budget, frames=frames, top_k=top_k,
-                                 allow_over_budget=allow_over_budget) for p in inputs]  # fmt: skip
+    if output is not None and output.suffix.lower() not in (".jsonl", ".json", ".csv"):
+        raise FanEdgeError(f"cannot write {output}: use a .jsonl, .json or .csv file")
+    if budget is not None:
+        from fan_edge.runtime import parse_budget
+
+        parse_budget(budget)  # a bad budget is one error, not one per input
+    predictor = Predictor(bundle, backend=backend.value, eager=eager, decoder=decoder.value,
+                          budget_for=budget_for.value)  # fmt: skip
+    paths = expand_inputs(inputs)
+    outcomes = []
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=Console(stderr=True),
+                  disable=json_out or len(paths) < 3) as progress:  # fmt: skip
+        task = progress.add_task("classifying", total=len(paths))
+        for o in predict_many(predictor, paths, jobs=jobs, budget=budget, frames=frames,
+                              top_k=top_k, allow_over_budget=allow_over_budget):  # fmt: skip
+            outcomes.append(o)
+            progress.advance(task)
+    failed = [o for o in outcomes if o.error]
+    if output is not None:
+        write_outcomes(output, outcomes)
     if json_out:
         import json
 
-        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
-        return
-    for r in results:
-        console.print(f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}; "
-                      f"{r.input_frames} frames decoded in {r.decode_ms:.1f} ms, inference "
-                      f"{r.infer_ms:.1f} ms ({r.gflops:.3g} GFLOPs)")  # fmt: skip
-        rows = [
-            [i + 1, label, f"{p:.3f}"]
-            for i, (label, p) in enumerate(zip(r.labels, r.probs, strict=True))
-        ]
+        typer.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    elif len(outcomes) == 1 and not failed:
+        _print_prediction(outcomes[0].prediction)
+    elif len(outcomes) > 1:
+        _print_outcomes(outcomes)
+    if output is not None and not json_out:
+        console.print(f"wrote {len(outcomes)} results to {output}")
+    if len(outcomes) == 1 and failed:
+        raise FanEdgeError(failed[0].error)
+    if failed:
+        raise FanEdgeError(f"{len(failed)} of {len(outcomes)} inputs failed (see their rows)")
 
-        console.print(_table(f"{r.frames}-frame sub-network", ["#", "label", "prob"], rows))
+
+def _stages(r) -> str:
+    """One line: measured stages, and the whole-clip budget's prediction if there was one."""
+    line = (f"index {r.index_ms:.1f} ms + decode {r.decode_ms:.1f} ms ({r.decoded_frames} "
+            f"frames decoded of {r.input_frames}) + preprocess {r.preprocess_ms:.1f} ms + "
+            f"inference {r.infer_ms:.1f} ms = {r.total_ms:.1f} ms")  # fmt: skip
+    if r.predicted:
+        line += f" (predicted {r.predicted['total_ms']:.0f} ms)"
+    return line
+
+
+def _print_prediction(r) -> None:
+    console.print(f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}, "
+                  f"{r.gflops:.3g} GFLOPs, decoder {r.read['decoder']}")  # fmt: skip
+    console.print(_stages(r))
+    if r.read.get("fallback"):
+        console.print(f"[yellow]note:[/yellow] the decode plan was abandoned: "
+                      f"{r.read['fallback']}; frames were counted by decoding")  # fmt: skip
+    rows = [[i + 1, label, f"{p:.3f}"]
+            for i, (label, p) in enumerate(zip(r.labels, r.probs, strict=True))]  # fmt: skip
+    console.print(_table(f"{r.frames}-frame sub-network", ["#", "label", "prob"], rows))
+
+
+def _print_outcomes(outcomes) -> None:
+    rows = []
+    for o in outcomes:
+        r = o.prediction
+        if r is None:
+            rows.append([o.input, f"[red]error: {o.error}[/red]", "", "", "", "", ""])
+            continue
+        pred = f"{r.predicted['total_ms']:.0f}" if r.predicted else ""
+        rows.append([r.input, r.labels[0], f"{r.probs[0]:.3f}", r.frames,
+                     f"{r.decode_ms:.1f} ({r.decoded_frames})", f"{r.infer_ms:.1f}",
+                     f"{r.total_ms:.1f}" + (f" / {pred}" if pred else "")])  # fmt: skip
+    cols = ["input", "label", "prob", "frames", "decode ms (frames)", "infer ms",
+            "total ms" + (" / predicted" if any(o.prediction and o.prediction.predicted
+                                                 for o in outcomes) else "")]  # fmt: skip
+    console.print(_table(f"{len(outcomes)} inputs", cols, rows))
 
 
 @app.command("bench")

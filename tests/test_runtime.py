@@ -86,9 +86,43 @@ def test_latency_profile_round_trips_through_the_bundle(tiny_bundle, tmp_path, e
     write_profile(b, key, {"subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0},
                                            "16": {"p50_ms": 4.0}}})  # fmt: skip
     Bundle(b.path)  # the profile file does not break the integrity check
-    p = Predictor(b.path, backend="ort-cpu")
+    p = Predictor(b.path, backend="ort-cpu", budget_for="network")
     assert p.predict(example_video, budget="3ms").frames == 8
     assert p.predict(example_video, budget="4ms").frames == 16
+    with pytest.raises(FanEdgeError, match="no decode costs.*fan-edge bench.*--budget-for network"):
+        Predictor(b.path, backend="ort-cpu").predict(example_video, budget="3ms")
+
+
+def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_path, example_video):
+    """Decoding costs 1 s per decoded frame here, so the index and inference (ms) cannot
+    change the pick: the largest sub-network whose plan's frames fit the budget wins."""
+    from fan_edge.runtime.video import open_video
+
+    b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    with open_video(example_video) as v:
+        mpx = v.index.width * v.index.height / 1e6
+        decoded = {n: v.plan(n).decoded for n in (4, 8, 16)}
+        codec = v.index.codec
+    assert decoded[4] < decoded[8] < decoded[16], decoded
+    profile = {
+        "subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0}, "16": {"p50_ms": 4.0}},
+        "decode": {"codecs": {codec: [0.0, 0.0, 1000.0 / mpx, 0.0]},
+                   "preprocess_ms_per_frame": 0.0},
+    }  # fmt: skip
+    write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
+    p = Predictor(b.path, backend="ort-cpu")
+    r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
+    assert r.frames == 8 and r.predicted["decoded_frames"] == decoded[8]
+    assert r.predicted["decode_ms"] == pytest.approx(1000.0 * decoded[8])
+    assert f"8 frames: decode ~{1000 * decoded[8]:.0f} ms ({decoded[8]} frames)" in r.reason
+    assert r.decoded_frames <= decoded[8]  # measured: never more than the plan
+    with pytest.raises(FanEdgeError, match="cheapest sub-network is 4 frames: decode ~"):
+        p.predict(example_video, budget=f"{decoded[4] - 0.5}s")
+    # a codec the profile lacks is priced as h264 and says so
+    profile["decode"]["codecs"] = {"h264": profile["decode"]["codecs"][codec]}
+    write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
+    r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
+    assert r.frames == 8 and f"{codec}: h264 cost assumed" in r.reason
 
 
 def test_profile_of_another_device_is_not_used_silently(tiny_bundle, tmp_path, example_video):
@@ -102,7 +136,7 @@ def test_profile_of_another_device_is_not_used_silently(tiny_bundle, tmp_path, e
 def test_cli_api_and_pytorch_agree(tiny_bundle, tiny_checkpoint, example_video, cli):
     import torch
 
-    from fan_edge.runtime.inputs import read_input
+    from fan_edge.runtime.video import read_clip
     from fan_edge.train.checkpoint import load_model
 
     api = Predictor(tiny_bundle).predict(example_video, budget="0.08gflops", top_k=3)
@@ -114,7 +148,7 @@ def test_cli_api_and_pytorch_agree(tiny_bundle, tiny_checkpoint, example_video, 
     assert cli_result["labels"] == api.labels
     assert np.allclose(cli_result["probs"], api.probs)
     model, _ = load_model(tiny_checkpoint)
-    frames, _, _ = read_input(example_video, 8)
+    frames, _ = read_clip(example_video, 8)  # full size: the training preprocessing resizes
     clip = torch.from_numpy(Predictor(tiny_bundle).preprocess(frames))
     with torch.no_grad():
         p = model(clip).softmax(1)[0]
@@ -187,7 +221,7 @@ def test_bad_videos_give_one_line_errors(kind, message, tiny_bundle, example_vid
 
 def test_wrong_header_frame_count_still_samples_correctly(tmp_path):
     """An AVI whose header claims 60 frames but holds 20: sampling uses the real 20."""
-    from fan_edge.runtime.inputs import read_input
+    from fan_edge.runtime.video import read_clip
 
     path = tmp_path / "liar.avi"
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
@@ -200,8 +234,8 @@ def test_wrong_header_frame_count_still_samples_correctly(tmp_path):
     raw[strh + 40 : strh + 44] = struct.pack("<I", 60)  # strh.dwLength
     path.write_bytes(bytes(raw))
     assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 60  # the header lies
-    frames, total, _ = read_input(path, 4)
-    assert total == 20
+    frames, record = read_clip(path, 4)
+    assert record.input_frames == 20
     # segment centres of 20 frames: 2, 7, 12, 17 -> grey levels 24, 84, 144, 204
     assert np.allclose(frames[:, 0, 0, 0], [24, 84, 144, 204], atol=3)
 

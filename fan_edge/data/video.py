@@ -1,8 +1,5 @@
-"""Decoding clips with OpenCV. Torch-free (the runtime uses it).
-
-Container headers lie about frame counts and FFmpeg seeking is not frame-exact, so frames
-are counted by decoding (`grab`) and only the sampled ones are converted (`retrieve`).
-"""
+"""Clips for training and the demo: video files (read by the runtime's planned decoder),
+folders of frames, and writing a clip as an MPEG-4 video. Torch-free."""
 
 from pathlib import Path
 
@@ -14,51 +11,27 @@ from fan_edge.errors import FanEdgeError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def _open(path: Path) -> cv2.VideoCapture:
-    if not path.is_file():
-        raise FanEdgeError(f"no such video file: {path}")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FanEdgeError(f"cannot decode {path}: not a video OpenCV can read (try an .mp4)")
-    return cap
-
-
 def count_frames(path: str | Path) -> int:
-    """Number of decodable frames, counted by decoding (the header's count is ignored)."""
-    path = Path(path)
-    cap = _open(path)
-    n = 0
-    try:
-        while cap.grab():
-            n += 1
-    finally:
-        cap.release()
-    if n == 0:
-        raise FanEdgeError(f"{path} has no decodable frames: is the file empty or truncated?")
-    return n
+    """Frames in a video file (counted from its packets; by decoding where they mislead)."""
+    from fan_edge.runtime.video import open_video
+
+    with open_video(Path(path)) as video:
+        return video.index.frames
 
 
 def read_video_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
-    """Frames at `indices` (any order, repeats allowed) as (n, H, W, 3) uint8 RGB."""
-    path = Path(path)
-    wanted = {int(i) for i in indices}
-    got: dict[int, np.ndarray] = {}
-    cap = _open(path)
-    i = 0
-    try:
-        while len(got) < len(wanted) and cap.grab():
-            if i in wanted:
-                ok, frame = cap.retrieve()
-                if not ok:
-                    raise FanEdgeError(f"{path}: frame {i} could not be decoded")
-                got[i] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            i += 1
-    finally:
-        cap.release()
-    missing = wanted - got.keys()
-    if missing:
-        raise FanEdgeError(f"{path}: only {i} frames decodable, needed frame {max(missing)}")
-    return np.stack([got[int(k)] for k in indices])
+    """Frames at `indices` (any order, repeats allowed) as (n, H, W, 3) uint8 RGB, upright.
+
+    Decodes by plan (the runtime's reader): only the frames that lead to the wanted ones.
+    """
+    from fan_edge.runtime.video import make_plan, open_video
+
+    with open_video(Path(path)) as video:
+        n = video.index.frames
+        bad = [int(i) for i in indices if not 0 <= int(i) < n]
+        if bad:
+            raise FanEdgeError(f"{path}: only {n} frames decodable, needed frame {max(bad)}")
+        return video.read_plan(make_plan(video.index, indices))[0]
 
 
 def list_frame_files(folder: str | Path) -> list[Path]:

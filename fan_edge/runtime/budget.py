@@ -95,6 +95,6 @@ def choose_subnetwork(
         return Choice(best, f"largest within {budget}: {at(best)}")
     cheapest = min(subs, key=lambda s: (cost[s.frames], s.frames))
     if not allow_over_budget:
-        raise FanEdgeError(f"nothing fits {budget}: the cheapest is {at(cheapest)}; raise the "
-                           "budget or pass --allow-over-budget")  # fmt: skip
+        raise FanEdgeError(f"nothing fits {budget}: the cheapest sub-network is {at(cheapest)}; "
+                           "raise the budget or pass --allow-over-budget")  # fmt: skip
     return Choice(cheapest, f"over budget {budget}: cheapest is {at(cheapest)}", over_budget=True)

@@ -13,7 +13,7 @@ from fan_edge.runtime.backends import pick_backend
 from fan_edge.runtime.budget import Budget, Choice, choose_subnetwork, parse_budget
 from fan_edge.runtime.decode_cost import predict_ms
 from fan_edge.runtime.profile import decode_costs_for, latency_for
-from fan_edge.runtime.video import ClipRecord, VideoSource, open_video, read_clip
+from fan_edge.runtime.video import ClipRecord, VideoSource, open_video
 
 
 @dataclass
@@ -146,21 +146,23 @@ class Predictor:
         spec = self.bundle.input
         return eval_transform(frames, spec["size"], spec["mean"], spec["std"])[None]
 
-    def read(self, video: str | Path, num_frames: int) -> tuple[np.ndarray, ClipRecord]:
-        """The frames a `num_frames` graph takes from `video`, resized while decoding."""
-        return read_clip(video, num_frames, decoder=self.decoder,
-                         short_side=self.bundle.input["size"])  # fmt: skip
-
     def predict(self, video: str | Path, *, budget: str | Budget | None = None,
                 frames: int | None = None, top_k: int = 5,
                 allow_over_budget: bool = False) -> Prediction:  # fmt: skip
         if top_k < 1:
             raise FanEdgeError(f"top-k must be at least 1, got {top_k}")
+        return self.classify(*self.read_for(video, budget, frames, allow_over_budget), top_k)
+
+    def read_for(
+        self, video: str | Path, budget: str | Budget | None = None, frames: int | None = None,
+        allow_over_budget: bool = False,
+    ) -> tuple[np.ndarray, ClipRecord, Choice]:
+        """Open `video`, choose the sub-network (pricing each plan), read its frames."""
         with open_video(video, self.decoder) as source:
             choice = self.choose(budget, frames, allow_over_budget, video=source)
-            sub = choice.subnetwork
-            raw, record = source.read(sub.frames, short_side=self.bundle.input["size"])
-        return self.classify(raw, record, choice, top_k)
+            raw, record = source.read(choice.subnetwork.frames,
+                                      short_side=self.bundle.input["size"])  # fmt: skip
+        return raw, record, choice
 
     def classify(self, raw: np.ndarray, record: ClipRecord, choice: Choice,
                  top_k: int = 5) -> Prediction:  # fmt: skip

@@ -164,8 +164,8 @@ class PyAVSource(VideoSource):
             raise FanEdgeError(f"{self.path} has no decodable frames: is the file empty or "
                                "truncated?")  # fmt: skip
         cc = stream.codec_context
-        return StreamIndex(n, (0,), cc.width, cc.height, cc.codec.canonical_name, rotation, trusted=False,
-                           untrusted_why=why)  # fmt: skip
+        return StreamIndex(n, (0,), cc.width, cc.height, cc.codec.canonical_name, rotation,
+                           trusted=False, untrusted_why=why)  # fmt: skip
 
     def _read_in_order(self, plan: Plan, short_side) -> tuple[np.ndarray, int]:
         """One pass from the start, frames numbered by decoding order of output."""

@@ -47,7 +47,7 @@ class VideoSource:
         t0 = time.perf_counter()
         self._open()
         self.index_ms = (time.perf_counter() - t0) * 1e3
-        if self.index.trusted and self.index.frames < 2:
+        if self.index.frames < 2:
             self.close()
             raise FanEdgeError(f"{self.path} has only {self.index.frames} frame: a video model "
                                "needs motion, give a clip of at least 2 frames")  # fmt: skip
