@@ -19,7 +19,9 @@ ENCODERS = {
     "av1": ("libsvtav1", ".mp4", {"preset": "12"}),
     "mpeg4": ("mpeg4", ".avi", {}),
     "mjpeg": ("mjpeg", ".avi", {}),  # every frame a keyframe
+    "gif": ("gif", ".gif", {}),
 }
+PIX_FMT = {"mjpeg": "yuvj420p", "gif": "rgb8"}  # what these encoders take
 
 
 def barcode_frame(i: int, width: int, height: int, texture: np.ndarray) -> np.ndarray:
@@ -50,36 +52,37 @@ def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
 def write_clip(path: str | Path, frames: int, width: int, height: int, *, codec: str = "h264",
                fps: int = 30, gop: int = 30, bframes: int = 3, pix_fmt: str = "yuv420p",
                rotation: int = 0, audio_first: bool = False, vfr: bool = False,
-               seed: int = 0) -> Path:  # fmt: skip
+               faststart: bool = False, seed: int = 0) -> Path:  # fmt: skip
     """Encode a barcoded clip with PyAV (temp file, then rename); returns its path.
 
     `gop`: frames between keyframes; `rotation`: display rotation metadata (degrees,
     counter-clockwise); `vfr`: irregular frame durations; `audio_first`: a silent audio
-    stream before the video stream.
+    stream before the video stream; `faststart`: mp4 index first (as streamed files have).
     """
     import os
 
     import av
 
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr otherwise
-    encoder, _, options = ENCODERS[codec]
+    encoder, _, codec_options = ENCODERS[codec]
     path = Path(path)
     tex = texture(width + 3 * frames, height, seed)
     with atomic_path(path) as tmp:
         fmt = {".mp4": "mp4", ".webm": "webm", ".avi": "avi", ".mkv": "matroska",
-               ".mov": "mov"}.get(path.suffix)  # fmt: skip
-        with av.open(str(tmp), "w", format=fmt) as out:
+               ".mov": "mov", ".gif": "gif"}.get(path.suffix)  # fmt: skip
+        options = {"movflags": "faststart"} if faststart else {}
+        with av.open(str(tmp), "w", format=fmt, options=options) as out:
             audio = out.add_stream("aac", rate=8000) if audio_first else None
             ticks = 4 if vfr else 1  # time base 1 / (fps * ticks)
             video = out.add_stream(encoder, rate=fps * ticks)
             video.width, video.height = width, height
-            video.pix_fmt = "yuvj420p" if codec == "mjpeg" else pix_fmt
-            opts = dict(options)
+            video.pix_fmt = PIX_FMT.get(codec, pix_fmt)
+            opts = dict(codec_options)
             if codec in ("h264", "hevc"):
                 key = "x264-params" if codec == "h264" else "x265-params"
                 params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
                 opts[key] = f"{opts[key]}:{params}" if key in opts else params
-            elif codec != "mjpeg":
+            elif codec not in PIX_FMT:
                 opts["g"] = str(gop)
             video.options = opts
             if rotation:

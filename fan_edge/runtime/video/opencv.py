@@ -8,9 +8,12 @@ video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink`
 (needs OpenCV built with GStreamer, as JetPack's is; not verified here).
 """
 
+import os
 from pathlib import Path
 
-import cv2
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # before OpenCV opens a file: no FFmpeg log
+
+import cv2  # noqa: E402
 import numpy as np
 
 from fan_edge.errors import FanEdgeError

@@ -16,7 +16,7 @@ import numpy as np
 from fan_edge.data.sampling import segment_indices
 from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.video.plan import Plan, StreamIndex, make_plan
-from fan_edge.runtime.video.source import VideoSource, scaled_size, upright
+from fan_edge.runtime.video.source import VideoSource, resized, upright
 
 # Options for the streams found on open: decode nothing while probing them (a keyframe of
 # 1080p costs ~10 ms). A list longer than any file's stream count; extra entries are unused.
@@ -191,8 +191,6 @@ class PyAVSource(VideoSource):
 
 
 def _convert(frame, short_side: int | None) -> np.ndarray:
-    """RGB, resized in the same swscale pass (area when shrinking), then upright."""
-    w, h = scaled_size(frame.width, frame.height, short_side)
-    interpolation = "AREA" if w < frame.width else "BILINEAR"
-    rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation=interpolation)
-    return upright(rgb, int(frame.rotation))
+    """RGB, upright, resized as the preprocessing contract resizes (so the result is the
+    same as resizing the full frame later; swscale's own scaler is faster but differs)."""
+    return resized(upright(frame.to_ndarray(format="rgb24"), int(frame.rotation)), short_side)
