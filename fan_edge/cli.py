@@ -346,8 +346,9 @@ def run(
     outcomes = []
     from rich.progress import Progress
 
-    with Progress(transient=True, console=Console(stderr=True),
-                  disable=json_out or len(paths) < 3) as progress:  # fmt: skip
+    err = Console(stderr=True)
+    quiet = json_out or len(paths) < 3 or not err.is_terminal
+    with Progress(transient=True, console=err, disable=quiet) as progress:
         task = progress.add_task("classifying", total=len(paths))
         for o in predict_many(predictor, paths, jobs=jobs, budget=budget, frames=frames,
                               top_k=top_k, allow_over_budget=allow_over_budget):  # fmt: skip
@@ -418,17 +419,24 @@ def bench_(
     batch: Annotated[int, typer.Option(help="Clips per run.", min=1)] = 1,
     iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1)] = 20,
     video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
+    codec: Annotated[list[str] | None, typer.Option(
+        help="Codecs whose decode cost to measure (repeat: --codec h264 --codec av1); "
+        "h264, hevc, vp9, av1, mpeg4, mjpeg, gif. Default h264.")] = None,  # fmt: skip
+    decode: Annotated[bool, typer.Option(
+        help="Measure decode costs (whole-clip budgets need them).")] = True,  # fmt: skip
     save: Annotated[bool, typer.Option(help="Write the profile into the bundle.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
 ) -> None:
-    """Latency of each sub-network on this device; saves the profile `--budget 15ms` uses."""
+    """Latency of each sub-network and decode costs on this device; saves the profile that
+    `--budget 150ms` uses."""
     from rich.progress import Progress
 
     from fan_edge.runtime.bench import bench
 
+    codecs = tuple(codec or ["h264"]) if decode else ()
     with Progress(transient=True, disable=json_out) as progress:
         prof = bench(bundle, backend=backend.value, batch=batch, iters=iters, video=video,
-                     save=save, progress=progress)  # fmt: skip
+                     save=save, codecs=codecs, progress=progress)  # fmt: skip
     if json_out:
         import json
 
@@ -441,6 +449,13 @@ def bench_(
     cols = ["frames", "p50 ms", "p90 ms", "p99 ms", "clips/s", "frames/s", "p50 ms +decode"]
     console.print(_table(f"{prof['device']} | {prof['backend']} | batch {batch}", cols, rows))
     console.print(f"peak RSS {prof['peak_rss_mb']:.0f} MB")
+    if "decode" in prof:
+        d = prof["decode"]
+        rows = [[c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]
+                for c, coef in d["codecs"].items()]  # fmt: skip
+        cols = ["codec", "ms per clip", "per seek", "per decoded frame-Mpx",
+                "per sampled frame-Mpx", "worst fit error"]  # fmt: skip
+        console.print(_table("decode cost model (ms)", cols, rows))
     if save:
         console.print(f"profile saved to {prof['saved_to']}: `fan-edge run --budget 15ms` uses it")
 

@@ -5,6 +5,7 @@ import shutil
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -279,3 +280,57 @@ def test_speed_mode_folds_weight_alteration_at_load(tiny_bundle):
     shared, fast = Predictor(tiny_bundle), Predictor(tiny_bundle, share_weights=False)
     sub = shared.bundle.subnetwork_for(8)
     assert np.abs(shared.logits(x, sub) - fast.logits(x, sub)).max() < 1e-4
+
+
+def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_path, example_video):
+    from fan_edge.runtime.bench import bench
+
+    b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    prof = bench(b.path, backend="ort-cpu", iters=2, warmup=1,
+                 decode_sizes=((96, 64), (192, 128)))  # fmt: skip
+    decode = prof["decode"]
+    assert decode["features"] == ["clip", "seeks", "decoded_mpx", "sampled_mpx"]
+    assert len(decode["codecs"]["h264"]) == 4 and min(decode["codecs"]["h264"]) >= 0
+    assert sum(decode["codecs"]["h264"]) > 0 and decode["preprocess_ms_per_frame"] > 0
+    p = Predictor(b.path, backend="ort-cpu")
+    r = p.predict(example_video, budget="10s")
+    assert r.frames == 16 and r.predicted["total_ms"] > r.predicted["infer_ms"] > 0
+    assert r.reason.startswith("largest within 10000 ms: 16 frames: decode ~")
+    with pytest.raises(FanEdgeError, match="nothing fits 0.001 ms: the cheapest sub-network is 4"):
+        p.predict(example_video, budget="1us")
+
+
+def test_run_many_inputs_keeps_going_past_a_bad_one(tiny_bundle, example_video, tmp_path, cli):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    out = tmp_path / "results.jsonl"
+    code, stdout, err = cli("run", example_video, bad, example_video, "--bundle", tiny_bundle,
+                            "--budget", "1gflops", "--output", out, "--jobs", "2")  # fmt: skip
+    assert code == 1 and err.startswith("error: 1 of 3 inputs failed") and err.count("\n") == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [bool(r["error"]) for r in rows] == [False, True, False]
+    assert rows[1]["input"] == str(bad) and "cannot decode" in rows[1]["error"]
+    assert rows[0]["labels"] == rows[2]["labels"] and rows[0]["total_ms"] > 0
+    for key in ("index_ms", "decode_ms", "decoded_frames", "preprocess_ms", "infer_ms"):
+        assert key in rows[0]
+    assert "error" in stdout  # the table shows the failed row
+    code, _, _ = cli("run", example_video, "--bundle", tiny_bundle, "--output",
+                     tmp_path / "r.csv")  # fmt: skip
+    assert code == 0
+    import csv
+
+    (row,) = csv.DictReader((tmp_path / "r.csv").open())
+    assert row["frames"] == "16" and row["error"] == "" and float(row["total_ms"]) > 0
+
+
+def test_run_takes_a_folder_of_videos(tiny_bundle, example_video, tmp_path, cli):
+    folder = tmp_path / "videos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(example_video, folder / "a.mp4")
+    shutil.copy(example_video, folder / "sub" / "b.mp4")
+    code, out, err = cli("run", folder, "--bundle", tiny_bundle, "--json")
+    assert code == 0, err
+    assert [Path(r["input"]).name for r in json.loads(out)] == ["a.mp4", "b.mp4"]
+    code, _, err = cli("run", tmp_path / "videos" / "sub", "--bundle", tiny_bundle,
+                       "--output", tmp_path / "x.txt")  # fmt: skip
+    assert code == 1 and "use a .jsonl, .json or .csv" in err and not (tmp_path / "x.txt").exists()

@@ -1,4 +1,9 @@
-"""`fan-edge bench`: per-sub-network latency on this device, saved as the bundle's profile."""
+"""`fan-edge bench`: this device's costs, saved as the bundle's latency profile.
+
+Per sub-network: inference latency. Per codec: what reading a clip costs (decode, convert,
+resize), fitted on clips generated here (several sizes, keyframe layouts and frame counts)
+and read by the runtime's own reader, so whole-clip budgets can price a plan.
+"""
 
 import resource
 import tempfile
@@ -7,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.predictor import Predictor
 from fan_edge.runtime.profile import device_name, profile_key, write_profile
 
@@ -17,8 +23,59 @@ def _stats(ms: list[float]) -> dict:
             "p99_ms": float(np.percentile(a, 99)), "runs": len(ms)}  # fmt: skip
 
 
+# Clips the decode cost is fitted on: 3 s at 30 fps, a keyframe every 15 frames or only one.
+DECODE_SIZES = ((426, 240), (854, 480), (1280, 720), (1920, 1080))
+DECODE_GOPS = (15, 90)
+DECODE_FRAMES = 90
+
+
+def bench_decode(codecs: tuple[str, ...], short_side: int, counts: tuple[int, ...], *,
+                 sizes=DECODE_SIZES, repeats: int = 3, progress=None) -> dict:  # fmt: skip
+    """Fit each codec's read cost (see decode_cost.py) on generated clips; images too."""
+    from fan_edge.data.transforms import center_crop, normalize
+    from fan_edge.runtime.decode_cost import FEATURES, features, fit
+    from fan_edge.runtime.video import open_video
+    from fan_edge.runtime.video.clips import ENCODERS, write_clip
+
+    unknown = [c for c in codecs if c not in ENCODERS]
+    if unknown:
+        raise FanEdgeError(f"cannot bench decoding of {', '.join(unknown)}: codecs are "
+                           f"{', '.join(ENCODERS)}")  # fmt: skip
+    task = progress.add_task("decode", total=len(codecs) * len(sizes) * len(DECODE_GOPS)) \
+        if progress else None  # fmt: skip
+    models, errors, pre = {}, {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for codec in codecs:
+            rows, ms = [], []
+            for (w, h), gop in ((s, g) for s in sizes for g in DECODE_GOPS):
+                path = write_clip(Path(tmp) / f"{codec}_{w}_{gop}{ENCODERS[codec][1]}",
+                                  DECODE_FRAMES, w, h, codec=codec, gop=gop)  # fmt: skip
+                for n in counts:
+                    times = []
+                    for _ in range(repeats):
+                        with open_video(path) as video:
+                            frames, record = video.read(n, short_side)
+                            x = features(video.index, video.plan(n))
+                        times.append(record.decode_ms)
+                        t0 = time.perf_counter()
+                        normalize(center_crop(frames, short_side), (0.5,) * 3, (0.5,) * 3)
+                        pre.append((time.perf_counter() - t0) * 1e3 / n)
+                    rows.append(x)
+                    ms.append(float(np.median(times)))
+                if progress:
+                    progress.advance(task)
+            models[codec] = fit(rows, ms)
+            predicted = np.asarray(rows) @ np.asarray(models[codec])
+            errors[codec] = float(np.max(np.abs(predicted - ms) / np.asarray(ms)))
+    return {"features": list(FEATURES), "codecs": models, "fit_max_rel_error": errors,
+            "preprocess_ms_per_frame": float(np.median(pre)), "short_side": short_side,
+            "clips": {"sizes": [list(s) for s in sizes], "gops": list(DECODE_GOPS),
+                      "frames": DECODE_FRAMES, "counts": list(counts)}}  # fmt: skip
+
+
 def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: int = 20,
           warmup: int = 3, video: Path | None = None, save: bool = True,
+          codecs: tuple[str, ...] = ("h264",), decode_sizes=DECODE_SIZES,
           progress=None) -> dict:  # fmt: skip
     """Time every sub-network; returns the profile (and writes it into the bundle)."""
     pred = Predictor(bundle, backend=backend)
@@ -57,6 +114,9 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
                 "with_decode": _stats(total),
                 "gflops": s.gflops,
             }
+    counts = tuple(sorted({2, 4, 8, 16} | {s.frames for s in pred.bundle.subnetworks}))
+    decode = bench_decode(tuple(codecs), size, counts, sizes=decode_sizes,
+                          progress=progress) if codecs else None  # fmt: skip
     profile = {
         "device": device_name(pred.backend_name),
         "backend": pred.backend_name,
@@ -66,6 +126,8 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "subnetworks": results,
     }
+    if decode is not None:
+        profile["decode"] = decode
     if save:
         key = profile_key(profile["device"], profile["backend"], profile["precision"])
         profile["saved_to"] = str(write_profile(pred.bundle, key, {**profile}))
