@@ -373,7 +373,7 @@ def run(
         raise FanEdgeError(f"{len(failed)} of {len(outcomes)} inputs failed (see their rows)")
 
 
-def _stages(r) -> str:
+def stages_line(r) -> str:
     """One line: measured stages, and the whole-clip budget's prediction if there was one."""
     line = (f"index {r.index_ms:.1f} ms + decode {r.decode_ms:.1f} ms ({r.decoded_frames} "
             f"frames decoded of {r.input_frames}) + preprocess {r.preprocess_ms:.1f} ms + "
@@ -386,7 +386,7 @@ def _stages(r) -> str:
 def _print_prediction(r) -> None:
     console.print(f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}, "
                   f"{r.gflops:.3g} GFLOPs, decoder {r.read['decoder']}")  # fmt: skip
-    console.print(_stages(r))
+    console.print(stages_line(r))
     if r.read.get("fallback"):
         console.print(f"[yellow]note:[/yellow] the decode plan was abandoned: "
                       f"{r.read['fallback']}; frames were counted by decoding")  # fmt: skip
@@ -453,7 +453,7 @@ def bench_(
         d = prof["decode"]
         rows = [[c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]
                 for c, coef in d["codecs"].items()]  # fmt: skip
-        cols = ["codec", "ms per clip", "per seek", "per decoded frame-Mpx",
+        cols = ["codec", "ms per clip", "per seek", "per decoded frame", "per decoded frame-Mpx",
                 "per sampled frame-Mpx", "worst fit error"]  # fmt: skip
         console.print(_table("decode cost model (ms)", cols, rows))
     if save:

@@ -107,7 +107,7 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
     assert decoded[4] < decoded[8] < decoded[16], decoded
     profile = {
         "subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0}, "16": {"p50_ms": 4.0}},
-        "decode": {"codecs": {codec: [0.0, 0.0, 1000.0 / mpx, 0.0]},
+        "decode": {"codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0]},
                    "preprocess_ms_per_frame": 0.0},
     }  # fmt: skip
     write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
@@ -119,11 +119,11 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
     assert r.decoded_frames <= decoded[8]  # measured: never more than the plan
     with pytest.raises(FanEdgeError, match="cheapest sub-network is 4 frames: decode ~"):
         p.predict(example_video, budget=f"{decoded[4] - 0.5}s")
-    # a codec the profile lacks is priced as h264 and says so
-    profile["decode"]["codecs"] = {"h264": profile["decode"]["codecs"][codec]}
+    # a codec the profile lacks is priced as one it has, and the reason says so
+    profile["decode"]["codecs"] = {"vp9": profile["decode"]["codecs"][codec]}
     write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
     r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
-    assert r.frames == 8 and f"{codec}: h264 cost assumed" in r.reason
+    assert r.frames == 8 and f"{codec}: vp9 cost assumed" in r.reason
 
 
 def test_profile_of_another_device_is_not_used_silently(tiny_bundle, tmp_path, example_video):
@@ -289,8 +289,8 @@ def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_pa
     prof = bench(b.path, backend="ort-cpu", iters=2, warmup=1,
                  decode_sizes=((96, 64), (192, 128)))  # fmt: skip
     decode = prof["decode"]
-    assert decode["features"] == ["clip", "seeks", "decoded_mpx", "sampled_mpx"]
-    assert len(decode["codecs"]["h264"]) == 4 and min(decode["codecs"]["h264"]) >= 0
+    assert decode["features"] == ["clip", "seeks", "decoded", "decoded_mpx", "sampled_mpx"]
+    assert len(decode["codecs"]["h264"]) == 5 and min(decode["codecs"]["h264"]) >= 0
     assert sum(decode["codecs"]["h264"]) > 0 and decode["preprocess_ms_per_frame"] > 0
     p = Predictor(b.path, backend="ort-cpu")
     r = p.predict(example_video, budget="10s")

@@ -59,16 +59,12 @@ def read_image_frames(files: list[Path], indices: np.ndarray) -> np.ndarray:
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> None:
-    """Write (L, H, W, 3) uint8 RGB frames as an MPEG-4 video (temp file, then rename)."""
-    from fan_edge.fileio import atomic_path
+    """Write (L, H, W, 3) uint8 RGB frames as an H.264 video (temp file, then rename).
+
+    Odd sizes are written 4:4:4 (4:2:0 needs even ones); x264's default of a keyframe every
+    250 frames and 3 B-frames."""
+    from fan_edge.runtime.video.clips import encode
 
     h, w = frames.shape[1:3]
-    with atomic_path(Path(path)) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        try:
-            if not writer.isOpened():
-                raise FanEdgeError(f"OpenCV cannot write {path}: no MPEG-4 encoder in this build")
-            for f in frames:
-                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
+    encode(path, frames, w, h, fps=round(fps), gop=250,
+           pix_fmt="yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p")  # fmt: skip

@@ -24,7 +24,7 @@ def _stats(ms: list[float]) -> dict:
 
 
 # Clips the decode cost is fitted on: 3 s at 30 fps, a keyframe every 15 frames or only one.
-DECODE_SIZES = ((426, 240), (854, 480), (1280, 720), (1920, 1080))
+DECODE_SIZES = ((160, 96), (426, 240), (854, 480), (1280, 720), (1920, 1080))
 DECODE_GOPS = (15, 90)
 DECODE_FRAMES = 90
 

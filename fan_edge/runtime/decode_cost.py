@@ -2,22 +2,23 @@
 
 `fan-edge bench` reads generated clips (several sizes, keyframe layouts and frame counts)
 with the runtime's own reader and fits, per codec, a linear model of the milliseconds
-on features every plan has: a fixed cost, seeks, frames the plan decodes x megapixels,
-and sampled frames x megapixels (conversion). Coefficients are kept non-negative, so a
-prediction never falls as the plan grows.
+on features every plan has: a fixed cost, seeks, frames the plan decodes (a per-frame
+overhead, and x megapixels), and sampled frames x megapixels (conversion and resizing).
+Coefficients are kept non-negative, so a prediction never falls as the plan grows.
 """
 
 import numpy as np
 
 from fan_edge.runtime.video.plan import Plan, StreamIndex
 
-FEATURES = ("clip", "seeks", "decoded_mpx", "sampled_mpx")
+FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "sampled_mpx")
 REFERENCE_CODEC = "h264"  # used, and named as assumed, for a codec the profile lacks
 
 
 def features(index: StreamIndex, plan: Plan) -> list[float]:
     mpx = index.width * index.height / 1e6
-    return [1.0, float(plan.seeks), plan.decoded * mpx, len(plan.indices) * mpx]
+    return [1.0, float(plan.seeks), float(plan.decoded), plan.decoded * mpx,
+            len(plan.indices) * mpx]
 
 
 def fit(rows: list[list[float]], ms: list[float]) -> list[float]:
@@ -35,8 +36,9 @@ def fit(rows: list[list[float]], ms: list[float]) -> list[float]:
 
 def predict_ms(models: dict[str, list[float]], index: StreamIndex, plan: Plan) -> tuple[float, str]:
     """(predicted decode ms, "" or a note that another codec's cost was assumed)."""
-    codec = index.codec if index.codec in models else REFERENCE_CODEC
-    note = "" if codec == index.codec else f"{index.codec or 'this input'}: {codec} cost assumed"
-    if codec not in models:
-        raise KeyError(codec)
+    if index.codec in models:
+        codec, note = index.codec, ""
+    else:
+        codec = REFERENCE_CODEC if REFERENCE_CODEC in models else sorted(models)[0]
+        note = f"{index.codec or 'this input'}: {codec} cost assumed"
     return float(np.dot(models[codec], features(index, plan))), note

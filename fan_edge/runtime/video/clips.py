@@ -4,6 +4,7 @@ Each frame carries its own index as a barcode (a row of black and white blocks o
 panning texture), so a reader's output can be checked frame by frame after lossy coding.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +50,19 @@ def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.clip(img.astype(np.int16) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
 
 
-def write_clip(path: str | Path, frames: int, width: int, height: int, *, codec: str = "h264",
-               fps: int = 30, gop: int = 30, bframes: int = 3, pix_fmt: str = "yuv420p",
-               rotation: int = 0, audio_first: bool = False, vfr: bool = False,
-               faststart: bool = False, seed: int = 0) -> Path:  # fmt: skip
-    """Encode a barcoded clip with PyAV (temp file, then rename); returns its path.
+def write_clip(path: str | Path, frames: int, width: int, height: int, *, seed: int = 0,
+               **options) -> Path:  # fmt: skip
+    """A barcoded clip of `frames` frames (see `encode` for the options)."""
+    tex = texture(width + 3 * frames, height, seed)
+    return encode(path, (barcode_frame(i, width, height, tex) for i in range(frames)), width,
+                  height, **options)  # fmt: skip
+
+
+def encode(path: str | Path, frames: Iterable[np.ndarray], width: int, height: int, *,
+           codec: str = "h264", fps: int = 30, gop: int = 30, bframes: int = 3,
+           pix_fmt: str = "yuv420p", rotation: int = 0, audio_first: bool = False,
+           vfr: bool = False, faststart: bool = False) -> Path:  # fmt: skip
+    """Encode RGB frames with PyAV (temp file, then rename); returns the path.
 
     `gop`: frames between keyframes; `rotation`: display rotation metadata (degrees,
     counter-clockwise); `vfr`: irregular frame durations; `audio_first`: a silent audio
@@ -66,7 +75,6 @@ def write_clip(path: str | Path, frames: int, width: int, height: int, *, codec:
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr otherwise
     encoder, _, codec_options = ENCODERS[codec]
     path = Path(path)
-    tex = texture(width + 3 * frames, height, seed)
     with atomic_path(path) as tmp:
         fmt = {".mp4": "mp4", ".webm": "webm", ".avi": "avi", ".mkv": "matroska",
                ".mov": "mov", ".gif": "gif"}.get(path.suffix)  # fmt: skip
@@ -88,8 +96,8 @@ def write_clip(path: str | Path, frames: int, width: int, height: int, *, codec:
             if rotation:
                 video.set_display_rotation(rotation)
             pts = 0
-            for i in range(frames):
-                frame = av.VideoFrame.from_ndarray(barcode_frame(i, width, height, tex), "rgb24")
+            for i, rgb in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), "rgb24")
                 frame.pts = pts
                 pts += (1 + 3 * (i % 3 == 0)) if vfr else 1  # vfr: durations of 1 and 4 ticks
                 out.mux(video.encode(frame))
