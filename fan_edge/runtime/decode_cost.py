@@ -2,23 +2,31 @@
 
 `fan-edge bench` reads generated clips (several sizes, keyframe layouts and frame counts)
 with the runtime's own reader and fits, per codec, a linear model of the milliseconds
-on features every plan has: a fixed cost, seeks, frames the plan decodes (a per-frame
-overhead, and x megapixels), and sampled frames x megapixels (conversion and resizing).
-Coefficients are kept non-negative, so a prediction never falls as the plan grows.
+on features every plan has: a fixed cost, seeks, frames decoded (a per-frame overhead,
+x megapixels, and their packets' megabytes: entropy decoding scales with the bitrate), and
+sampled frames x megapixels (conversion and resizing). The reader decodes a plan's runs in
+`DECODE_THREADS` groups side by side, so the features are those of the group that decodes
+the most. Coefficients are kept non-negative, so a prediction never falls as a plan grows.
 """
 
 import numpy as np
 
-from fan_edge.runtime.video.plan import Plan, StreamIndex
+from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex
 
-FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "sampled_mpx")
+FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "decoded_mb", "sampled_mpx")
 REFERENCE_CODEC = "h264"  # used, and named as assumed, for a codec the profile lacks
 
 
 def features(index: StreamIndex, plan: Plan) -> list[float]:
+    """FEATURES of the plan's slowest group of runs (the reader's critical path)."""
     mpx = index.width * index.height / 1e6
-    return [1.0, float(plan.seeks), float(plan.decoded), plan.decoded * mpx,
-            len(plan.indices) * mpx]
+    rows = []
+    for runs in plan.split(DECODE_THREADS):
+        frames = sum(last - first + 1 for first, last in runs)
+        size = sum(sum(index.sizes[a : b + 1]) for a, b in runs) / 1e6 if index.sizes else 0.0
+        sampled = sum(1 for i in plan.indices if any(a <= i <= b for a, b in runs))
+        rows.append([1.0, float(len(runs)), float(frames), frames * mpx, size, sampled * mpx])
+    return max(rows, key=lambda r: r[2])
 
 
 def fit(rows: list[list[float]], ms: list[float]) -> list[float]:

@@ -7,9 +7,13 @@ position, which decodes the fewest frames (going on would decode the same frames
 Pure functions over numbers; nothing here touches a file.
 """
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
+
+# A plan's runs are split into this many groups, each decoded by its own decoder in a thread.
+DECODE_THREADS = min(2, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class StreamIndex:
     height: int = 0
     codec: str = ""
     rotation: int = 0  # degrees counter-clockwise to make the frame upright
+    sizes: tuple[int, ...] = ()  # bytes of each frame's packet, when known (decode cost)
     trusted: bool = True  # False: decode everything to count (see `untrusted_why`)
     untrusted_why: str = ""
 
@@ -46,6 +51,17 @@ class Plan:
     @property
     def seeks(self) -> int:
         return len(self.runs)
+
+    def split(self, parts: int) -> list[tuple[tuple[int, int], ...]]:
+        """The runs in at most `parts` contiguous groups of about equal frames to decode."""
+        groups: list[list[tuple[int, int]]] = [[]]
+        target, done = self.decoded / max(parts, 1), 0
+        for run in self.runs:
+            if groups[-1] and done >= target * len(groups) and len(groups) < parts:
+                groups.append([])
+            groups[-1].append(run)
+            done += run[1] - run[0] + 1
+        return [tuple(g) for g in groups]
 
 
 def make_plan(index: StreamIndex, indices) -> Plan:

@@ -8,6 +8,7 @@ so a seek that lands late or a packet that decodes to nothing cannot shift a fra
 source then counts by decoding and resamples (the record says why).
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import av
@@ -15,7 +16,7 @@ import numpy as np
 
 from fan_edge.data.sampling import segment_indices
 from fan_edge.errors import FanEdgeError
-from fan_edge.runtime.video.plan import Plan, StreamIndex, make_plan
+from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex, make_plan
 from fan_edge.runtime.video.source import VideoSource, resized, upright
 
 # Options for the streams found on open: decode nothing while probing them (a keyframe of
@@ -30,6 +31,7 @@ SKIP_NONREF = {"h264", "hevc"}
 THREAD_TYPE = "SLICE"
 
 
+
 class _PlanBroken(Exception):
     """The index disagreed with what the decoder produced."""
 
@@ -40,7 +42,7 @@ class PyAVSource(VideoSource):
     def _open(self) -> None:
         self._container = self._open_container(probe=False)
         stream = self._container.streams.video[0]
-        pts, keys, why = [], [], ""
+        pts, keys, sizes, why = [], [], [], ""
         try:
             for packet in self._container.demux(stream):
                 if packet.size == 0:  # the flush packet at the end of the stream
@@ -49,6 +51,7 @@ class PyAVSource(VideoSource):
                     why = why or "a corrupt packet"
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
+                sizes.append(packet.size)
         except av.error.FFmpegError as e:
             why = f"demuxing stopped early ({e.strerror})"
         if not pts:
@@ -71,7 +74,8 @@ class PyAVSource(VideoSource):
         self._position = {int(p): i for i, p in enumerate(self._pts)}
         keyframes = np.union1d([0], np.flatnonzero(np.asarray(keys)[order]))
         self.index = StreamIndex(len(pts), tuple(int(k) for k in keyframes), cc.width, cc.height,
-                                 cc.codec.canonical_name)  # fmt: skip
+                                 cc.codec.canonical_name,
+                                 sizes=tuple(int(x) for x in np.asarray(sizes)[order]))  # fmt: skip
 
     def _open_container(self, probe: bool):
         try:
@@ -99,25 +103,46 @@ class PyAVSource(VideoSource):
         if not self.index.trusted:
             frames, decoded = self._read_in_order(plan, short_side)
             return frames, plan.indices, decoded, self.index.untrusted_why
-        stream = self._container.streams.video[0]
-        if not stream.codec_context.is_open:
-            stream.thread_type = THREAD_TYPE
-        decoded = 0
+        got: dict[int, np.ndarray] = {}
+        groups = plan.split(DECODE_THREADS)
         try:
-            got: dict[int, np.ndarray] = {}
-            for first, last in plan.runs:
-                decoded += self._decode_run(first, last, set(plan.indices), short_side, got)
+            if len(groups) == 1:
+                decoded = self._decode_runs(self._container, groups[0], plan, short_side, got)
+            else:
+                decoded = self._decode_in_parallel(groups, plan, short_side, got)
         except _PlanBroken as e:
             self.index = self._count_by_decoding(str(e))
             plan = make_plan(self.index, segment_indices(self.index.frames, len(plan.indices)))
-            frames, more = self._read_in_order(plan, short_side)
-            return frames, plan.indices, decoded + more, str(e)
+            frames, decoded = self._read_in_order(plan, short_side)
+            return frames, plan.indices, decoded, str(e)
         self.index = replace(self.index, rotation=self._rotation)
         return np.stack([got[i] for i in plan.indices]), plan.indices, decoded, ""
 
-    def _decode_run(self, first: int, last: int, wanted: set, short_side, got: dict) -> int:
+    def _decode_in_parallel(self, groups, plan: Plan, short_side, got: dict) -> int:
+        """One container and decoder per group of runs, in threads (FFmpeg drops the GIL)."""
+        extra = [self._open_container(probe=False) for _ in groups[1:]]
+        try:
+            with ThreadPoolExecutor(len(groups)) as pool:
+                containers = [self._container, *extra]
+                jobs = [pool.submit(self._decode_runs, c, g, plan, short_side, got)
+                        for c, g in zip(containers, groups, strict=True)]  # fmt: skip
+                return sum(job.result() for job in jobs)
+        finally:
+            for c in extra:
+                c.close()
+
+    def _decode_runs(self, container, runs, plan: Plan, short_side, got: dict) -> int:
+        stream = container.streams.video[0]
+        if not stream.codec_context.is_open:
+            stream.thread_type = THREAD_TYPE
+        wanted = set(plan.indices)
+        return sum(self._decode_run(container, first, last, wanted, short_side, got)
+                   for first, last in runs)  # fmt: skip
+
+    def _decode_run(self, container, first: int, last: int, wanted: set, short_side,
+                    got: dict) -> int:  # fmt: skip
         """Seek to the keyframe at `first`, decode to `last`; keep the wanted frames."""
-        container, stream = self._container, self._container.streams.video[0]
+        stream = container.streams.video[0]
         cc = stream.codec_context
         todo = sorted(i for i in wanted if first <= i <= last)
         todo_pts = {int(self._pts[i]) for i in todo}
