@@ -34,6 +34,7 @@ CLIPS = {
     "vp9": (dict(codec="vp9", gop=10), 96, 64),
     "av1": (dict(codec="av1", gop=10), 96, 64),
     "mpeg4 avi": (dict(codec="mpeg4", gop=10), 96, 64),
+    "mpeg2 program stream (.mpg)": (dict(codec="mpeg2", gop=10), 96, 64),
     "mjpeg avi": (dict(codec="mjpeg"), 96, 64),
     "gif": (dict(codec="gif"), 96, 64),
 }
@@ -96,16 +97,44 @@ def test_seeking_decodes_fewer_frames_than_a_pass(clips):
     assert record.decoded <= plan.decoded and not record.fallback
 
 
-def test_index_comes_from_packets_without_decoding(clips, monkeypatch):
-    import av
-
-    def no_decoding(*_a, **_k):
-        raise AssertionError("opening decoded a frame")
-
-    monkeypatch.setattr(av.codec.context.CodecContext, "decode", no_decoding)
+def test_index_comes_from_packets(clips):
     with open_video(clips["h264 B-frames, keyframe every 8"]) as video:
-        assert video.index.frames == FRAMES and video.index.trusted
-        assert video.index.keyframes == (0, 8, 16, 24, 32)
+        index = video.index
+    assert index.frames == FRAMES and index.trusted and index.codec == "h264"
+    assert index.keyframes == (0, 8, 16, 24, 32) and (index.width, index.height) == (96, 64)
+    assert len(index.sizes) == FRAMES and index.sizes[0] == max(index.sizes)  # an I-frame
+
+
+def test_two_decoders_side_by_side_and_one_stopping_the_other(clips, monkeypatch):
+    from fan_edge.runtime.video import pyav
+
+    monkeypatch.setattr(pyav, "DECODE_THREADS", 2)
+    path = clips["h264 B-frames, keyframe every 8"]
+    with open_video(path) as video:
+        assert len(video.plan(8).split(2)) == 2
+        frames, record = video.read(8)
+    assert barcodes(frames) == record.indices and not record.fallback
+    with open_video(path) as video:  # the second group meets a frame the index lacks
+        victim = int(video.plan(8).indices[-1])
+        del video._position[int(video._pts[victim])]
+        frames, record = video.read(8)
+    assert "timestamp the index lacks" in record.fallback
+    assert barcodes(frames) == record.indices == [int(i) for i in segment_indices(FRAMES, 8)]
+
+
+def test_a_failing_seek_falls_back_and_keeps_the_callers_indices(clips, monkeypatch):
+    """Training reads random indices: after a fallback they are still the ones asked for."""
+    from fan_edge.data.video import read_video_frames
+    from fan_edge.runtime.video import pyav
+
+    def broken(*_a, **_k):
+        raise pyav._PlanBroken("a seek did not land on a keyframe")
+
+    monkeypatch.setattr(pyav.PyAVSource, "_decode_run", broken)
+    frames = read_video_frames(clips["h264 B-frames, keyframe every 8"], np.array([3, 17, 5, 5]))
+    assert barcodes(frames) == [3, 17, 5, 5]
+    with pytest.raises(FanEdgeError, match="only 40 frames decodable, needed frame 45"):
+        read_video_frames(clips["h264 B-frames, keyframe every 8"], np.array([3, 45]))
 
 
 def test_an_index_that_disagrees_with_the_decoder_falls_back_to_counting(clips):

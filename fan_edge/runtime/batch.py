@@ -77,6 +77,8 @@ def _finish(predictor: Predictor, path: str, future, top_k: int) -> Outcome:
         return Outcome(path, predictor.classify(*future.result(), top_k))
     except FanEdgeError as e:
         return Outcome(path, error=str(e))
+    except Exception as e:  # a bug or a decoder failure we did not foresee: still one row
+        return Outcome(path, error=f"unexpected {type(e).__name__}: {e}")
 
 
 def write_outcomes(path: Path, outcomes: list[Outcome]) -> None:

@@ -24,7 +24,7 @@ def features(index: StreamIndex, plan: Plan) -> list[float]:
     for runs in plan.split(DECODE_THREADS):
         frames = sum(last - first + 1 for first, last in runs)
         size = sum(sum(index.sizes[a : b + 1]) for a, b in runs) / 1e6 if index.sizes else 0.0
-        sampled = sum(1 for i in plan.indices if any(a <= i <= b for a, b in runs))
+        sampled = sum(1 for i in set(plan.indices) if any(a <= i <= b for a, b in runs))
         rows.append([1.0, float(len(runs)), float(frames), frames * mpx, size, sampled * mpx])
     return max(rows, key=lambda r: r[2])
 

@@ -19,6 +19,7 @@ ENCODERS = {
     "vp9": ("libvpx-vp9", ".webm", {"deadline": "realtime", "cpu-used": "8"}),
     "av1": ("libsvtav1", ".mp4", {"preset": "12"}),
     "mpeg4": ("mpeg4", ".avi", {}),
+    "mpeg2": ("mpeg2video", ".mpg", {}),
     "mjpeg": ("mjpeg", ".avi", {}),  # every frame a keyframe
     "gif": ("gif", ".gif", {}),
 }
@@ -77,7 +78,7 @@ def encode(path: str | Path, frames: Iterable[np.ndarray], width: int, height: i
     path = Path(path)
     with atomic_path(path) as tmp:
         fmt = {".mp4": "mp4", ".webm": "webm", ".avi": "avi", ".mkv": "matroska",
-               ".mov": "mov", ".gif": "gif"}.get(path.suffix)  # fmt: skip
+               ".mov": "mov", ".gif": "gif", ".mpg": "mpeg"}.get(path.suffix)  # fmt: skip
         options = {"movflags": "faststart"} if faststart else {}
         with av.open(str(tmp), "w", format=fmt, options=options) as out:
             audio = out.add_stream("aac", rate=8000) if audio_first else None

@@ -18,7 +18,8 @@ class FolderSource(VideoSource):
         # every image stands alone: reading frame i needs only file i
         self.index = StreamIndex(len(self._files), tuple(range(len(self._files))), w, h, "image")
 
-    def _read(self, plan: Plan, short_side: int | None) -> tuple[np.ndarray, tuple, int, str]:
+    def _read(self, plan: Plan, short_side: int | None,
+              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
         unique = sorted(set(plan.indices))
         images = dict(zip(unique, read_image_frames(self._files, np.asarray(unique)), strict=True))
         frames = np.stack([resized(images[i], short_side) for i in plan.indices])

@@ -58,7 +58,8 @@ class OpenCVSource(VideoSource):
         # counted by decoding, so exact; OpenCV has already applied the rotation
         self.index = StreamIndex(n, (0,), w, h, "opencv")
 
-    def _read(self, plan: Plan, short_side: int | None) -> tuple[np.ndarray, tuple, int, str]:
+    def _read(self, plan: Plan, short_side: int | None,
+              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
         wanted, got, i = set(plan.indices), {}, 0
         cap = self._capture()
         try:

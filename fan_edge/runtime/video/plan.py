@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 # A plan's runs are split into this many groups, each decoded by its own decoder in a thread.
-DECODE_THREADS = min(2, os.cpu_count() or 1)
+DECODE_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 1)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ so a seek that lands late or a packet that decodes to nothing cannot shift a fra
 source then counts by decoding and resamples (the record says why).
 """
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ import numpy as np
 from fan_edge.data.sampling import segment_indices
 from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex, make_plan
-from fan_edge.runtime.video.source import VideoSource, resized, upright
+from fan_edge.runtime.video.source import VideoSource, resized, too_short, upright
 
 # Options for the streams found on open: decode nothing while probing them (a keyframe of
 # 1080p costs ~10 ms). A list longer than any file's stream count; extra entries are unused.
@@ -36,16 +37,20 @@ class _PlanBroken(Exception):
     """The index disagreed with what the decoder produced."""
 
 
+class _Stopped(_PlanBroken):
+    """Another thread's decoder found the index wrong."""
+
+
 class PyAVSource(VideoSource):
     name = "pyav"
 
     def _open(self) -> None:
         self._container = self._open_container(probe=False)
-        stream = self._container.streams.video[0]
+        stream = self._stream(self._container)
         pts, keys, sizes, why = [], [], [], ""
         try:
             for packet in self._container.demux(stream):
-                if packet.size == 0:  # the flush packet at the end of the stream
+                if packet.size == 0 or packet.is_discard:  # end-of-stream flush; edit lists
                     continue
                 if packet.is_corrupt:
                     why = why or "a corrupt packet"
@@ -79,18 +84,31 @@ class PyAVSource(VideoSource):
 
     def _open_container(self, probe: bool):
         try:
-            options = None if probe else _PROBE_WITHOUT_DECODING
-            container = av.open(self.path, stream_options=options)
+            try:
+                container = av.open(self.path, stream_options=None if probe else
+                                    _PROBE_WITHOUT_DECODING)  # fmt: skip
+            except ValueError:  # a format that finds its streams only by probing (MPEG-PS)
+                container = av.open(self.path)
         except av.error.FileNotFoundError:
             raise FanEdgeError(f"no such video file: {self.path}") from None
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
             msg = getattr(e, "strerror", None) or type(e).__name__
             raise FanEdgeError(f"cannot decode {self.path}: not a video FFmpeg can read ({msg})")\
                 from None  # fmt: skip
-        if not container.streams.video:
+        videos = [s for s in container.streams.video
+                  if not s.disposition & av.stream.Disposition.attached_pic]  # not cover art
+        if not videos:
             container.close()
             raise FanEdgeError(f"cannot decode {self.path}: it has no video stream")
+        if videos[0].codec_context is None:
+            container.close()
+            raise FanEdgeError(f"cannot decode {self.path}: this FFmpeg has no decoder for its "
+                               "video codec (try --decoder opencv)")  # fmt: skip
+        self._stream_index = videos[0].index
         return container
+
+    def _stream(self, container):
+        return container.streams[self._stream_index]
 
     def close(self) -> None:
         if getattr(self, "_container", None) is not None:
@@ -99,7 +117,8 @@ class PyAVSource(VideoSource):
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read(self, plan: Plan, short_side: int | None) -> tuple[np.ndarray, tuple, int, str]:
+    def _read(self, plan: Plan, short_side: int | None,
+              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
         if not self.index.trusted:
             frames, decoded = self._read_in_order(plan, short_side)
             return frames, plan.indices, decoded, self.index.untrusted_why
@@ -112,45 +131,69 @@ class PyAVSource(VideoSource):
                 decoded = self._decode_in_parallel(groups, plan, short_side, got)
         except _PlanBroken as e:
             self.index = self._count_by_decoding(str(e))
-            plan = make_plan(self.index, segment_indices(self.index.frames, len(plan.indices)))
+            n = self.index.frames
+            indices = segment_indices(n, len(plan.indices)) if resample else plan.indices
+            if max(indices) >= n:
+                raise FanEdgeError(f"{self.path}: only {n} frames decodable, needed frame "
+                                   f"{max(indices)}") from None  # fmt: skip
+            plan = make_plan(self.index, indices)
             frames, decoded = self._read_in_order(plan, short_side)
             return frames, plan.indices, decoded, str(e)
         self.index = replace(self.index, rotation=self._rotation)
         return np.stack([got[i] for i in plan.indices]), plan.indices, decoded, ""
 
     def _decode_in_parallel(self, groups, plan: Plan, short_side, got: dict) -> int:
-        """One container and decoder per group of runs, in threads (FFmpeg drops the GIL)."""
-        extra = [self._open_container(probe=False) for _ in groups[1:]]
+        """One container and decoder per group of runs, in threads (FFmpeg drops the GIL).
+        The first group to find the index wrong stops the others."""
+        extra, stop = [], threading.Event()
         try:
+            for _ in groups[1:]:
+                extra.append(self._open_container(probe=False))
             with ThreadPoolExecutor(len(groups)) as pool:
-                containers = [self._container, *extra]
-                jobs = [pool.submit(self._decode_runs, c, g, plan, short_side, got)
-                        for c, g in zip(containers, groups, strict=True)]  # fmt: skip
-                return sum(job.result() for job in jobs)
+                pairs = zip([self._container, *extra], groups, strict=True)
+                jobs = [pool.submit(self._decode_runs, c, g, plan, short_side, got, stop)
+                        for c, g in pairs]  # fmt: skip
+                errors = [e for e in (job.exception() for job in jobs) if e is not None]
+            if errors:  # the cause, not a decoder that was stopped because of it
+                raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
+            return sum(job.result() for job in jobs)
         finally:
             for c in extra:
                 c.close()
 
-    def _decode_runs(self, container, runs, plan: Plan, short_side, got: dict) -> int:
-        stream = container.streams.video[0]
+    def _decode_runs(self, container, runs, plan: Plan, short_side, got: dict,
+                     stop: threading.Event | None = None) -> int:  # fmt: skip
+        stream = self._stream(container)
         if not stream.codec_context.is_open:
             stream.thread_type = THREAD_TYPE
-        wanted = set(plan.indices)
-        return sum(self._decode_run(container, first, last, wanted, short_side, got)
-                   for first, last in runs)  # fmt: skip
+        wanted, decoded = set(plan.indices), 0
+        try:
+            for first, last in runs:
+                decoded += self._decode_run(container, first, last, wanted, short_side, got, stop)
+        except _PlanBroken:
+            if stop is not None:
+                stop.set()
+            raise
+        return decoded
 
     def _decode_run(self, container, first: int, last: int, wanted: set, short_side,
-                    got: dict) -> int:  # fmt: skip
+                    got: dict, stop: threading.Event | None) -> int:  # fmt: skip
         """Seek to the keyframe at `first`, decode to `last`; keep the wanted frames."""
-        stream = container.streams.video[0]
+        stream = self._stream(container)
         cc = stream.codec_context
         todo = sorted(i for i in wanted if first <= i <= last)
         todo_pts = {int(self._pts[i]) for i in todo}
         skip = "NONREF" if self.index.codec in SKIP_NONREF else "DEFAULT"
-        container.seek(int(self._pts[first]), stream=stream)  # the keyframe at or before
-        decoded = 0
+        decoded, landed = 0, False
         try:
+            container.seek(int(self._pts[first]), stream=stream)  # the keyframe at or before
             for packet in container.demux(stream):
+                if stop is not None and stop.is_set():
+                    raise _Stopped("stopped: another decoder found the index wrong")
+                if not landed and packet.size:
+                    if not packet.is_keyframe:
+                        raise _PlanBroken("a seek did not land on a keyframe")
+                    landed = True
                 cc.skip_frame = skip if packet.pts not in todo_pts and packet.size else "DEFAULT"
                 for frame in cc.decode(packet):
                     decoded += 1
@@ -161,7 +204,7 @@ class PyAVSource(VideoSource):
                         raise _PlanBroken(f"frame {todo[0]} did not decode where the index "
                                           "put it")  # fmt: skip
                     if i == todo[0]:
-                        got[i] = _convert(frame, short_side)
+                        got[i] = self._convert(frame, short_side)
                         self._rotation = int(frame.rotation)
                         todo.pop(0)
                         if not todo:
@@ -176,7 +219,7 @@ class PyAVSource(VideoSource):
         """The slow, safe index: decode every frame once and count the ones that decode."""
         self.close()
         self._container = self._open_container(probe=True)
-        stream = self._container.streams.video[0]
+        stream = self._stream(self._container)
         stream.thread_type = THREAD_TYPE
         n, rotation = 0, 0
         try:
@@ -185,10 +228,9 @@ class PyAVSource(VideoSource):
                 n += 1
         except av.error.FFmpegError:
             pass  # the frames before the damage are the clip
-        if n == 0:
+        if n < 2:
             self.close()
-            raise FanEdgeError(f"{self.path} has no decodable frames: is the file empty or "
-                               "truncated?")  # fmt: skip
+            raise too_short(self.path, n)
         cc = stream.codec_context
         return StreamIndex(n, (0,), cc.width, cc.height, cc.codec.canonical_name, rotation,
                            trusted=False, untrusted_why=why)  # fmt: skip
@@ -197,13 +239,13 @@ class PyAVSource(VideoSource):
         """One pass from the start, frames numbered by decoding order of output."""
         self.close()
         self._container = self._open_container(probe=True)
-        stream = self._container.streams.video[0]
+        stream = self._stream(self._container)
         stream.thread_type = THREAD_TYPE
         wanted, got, n = set(plan.indices), {}, 0
         try:
             for frame in self._container.decode(stream):
                 if n in wanted:
-                    got[n] = _convert(frame, short_side)
+                    got[n] = self._convert(frame, short_side)
                 n += 1
                 if n > max(wanted):
                     break
@@ -215,8 +257,12 @@ class PyAVSource(VideoSource):
                                f"{max(missing)}")  # fmt: skip
         return np.stack([got[i] for i in plan.indices]), n
 
-
-def _convert(frame, short_side: int | None) -> np.ndarray:
-    """RGB, upright, resized as the preprocessing contract resizes (so the result is the
-    same as resizing the full frame later; swscale's own scaler is faster but differs)."""
-    return resized(upright(frame.to_ndarray(format="rgb24"), int(frame.rotation)), short_side)
+    def _convert(self, frame, short_side: int | None) -> np.ndarray:
+        """RGB, upright, resized as the preprocessing contract resizes (so the result is the
+        same as resizing the full frame later; swscale's own scaler is faster but differs)."""
+        try:
+            rgb = frame.to_ndarray(format="rgb24")
+        except (ValueError, av.error.FFmpegError) as e:
+            raise FanEdgeError(f"{self.path}: cannot convert its {frame.format.name} frames to "
+                               f"RGB ({e})") from None  # fmt: skip
+        return resized(upright(rgb, int(frame.rotation)), short_side)

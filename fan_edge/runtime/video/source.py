@@ -49,8 +49,7 @@ class VideoSource:
         self.index_ms = (time.perf_counter() - t0) * 1e3
         if self.index.frames < 2:
             self.close()
-            raise FanEdgeError(f"{self.path} has only {self.index.frames} frame: a video model "
-                               "needs motion, give a clip of at least 2 frames")  # fmt: skip
+            raise too_short(self.path, self.index.frames)
 
     def plan(self, num_frames: int) -> Plan:
         """Segment centres of `num_frames` segments, and the runs that decode them."""
@@ -61,12 +60,18 @@ class VideoSource:
 
         `short_side`: resize so the shorter side has this many pixels while converting.
         """
-        return self.read_plan(self.plan(num_frames), short_side)
+        return self.read_plan(self.plan(num_frames), short_side, resample=True)
 
-    def read_plan(self, plan: Plan, short_side: int | None = None) -> tuple[np.ndarray, ClipRecord]:
-        """The frames of `plan` (from `plan` or `make_plan(source.index, indices)`)."""
+    def read_plan(self, plan: Plan, short_side: int | None = None, *,
+                  resample: bool = False) -> tuple[np.ndarray, ClipRecord]:  # fmt: skip
+        """The frames of `plan` (from `plan` or `make_plan(source.index, indices)`).
+
+        If the index proves wrong while decoding, the frames are counted by decoding; then
+        `resample` takes segment centres of the true count, else the same indices are read
+        (an error if the clip turns out shorter).
+        """
         t0 = time.perf_counter()
-        frames, indices, decoded, fallback = self._read(plan, short_side)
+        frames, indices, decoded, fallback = self._read(plan, short_side, resample)
         decode_ms = (time.perf_counter() - t0) * 1e3
         ix = self.index  # after a fallback: the frames counted by decoding
         return frames, ClipRecord(
@@ -77,12 +82,9 @@ class VideoSource:
     def _open(self) -> None:
         raise NotImplementedError
 
-    def _read(self, plan: Plan, short_side: int | None) -> tuple[np.ndarray, tuple, int, str]:
-        """(frames, their indices, frames decoded, fallback reason or "").
-
-        The indices are `plan.indices` unless the index proved wrong while decoding; then the
-        source counts by decoding, resamples, and says why in the reason.
-        """
+    def _read(self, plan: Plan, short_side: int | None,
+              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
+        """(frames, their indices, frames decoded, fallback reason or "") (see read_plan)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -93,6 +95,11 @@ class VideoSource:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def too_short(path: str, frames: int) -> FanEdgeError:
+    return FanEdgeError(f"{path} has only {frames} frame{'s' * (frames != 1)}: a video model "
+                        "needs motion, give a clip of at least 2 frames")  # fmt: skip
 
 
 def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
