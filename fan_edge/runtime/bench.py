@@ -23,10 +23,10 @@ def _stats(ms: list[float]) -> dict:
             "p99_ms": float(np.percentile(a, 99)), "runs": len(ms)}  # fmt: skip
 
 
-# Clips the decode cost is fitted on: 3 s at 30 fps, a keyframe every 15 frames or only one.
+# Clips the decode cost is fitted on: 5 s at 30 fps, a keyframe every 30 frames or only one.
 DECODE_SIZES = ((160, 96), (426, 240), (854, 480), (1280, 720), (1920, 1080))
-DECODE_GOPS = (15, 90)
-DECODE_FRAMES = 90
+DECODE_GOPS = (30, 150)
+DECODE_FRAMES = 150
 
 
 def bench_decode(codecs: tuple[str, ...], short_side: int, counts: tuple[int, ...], *,

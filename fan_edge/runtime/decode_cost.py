@@ -30,8 +30,10 @@ def features(index: StreamIndex, plan: Plan) -> list[float]:
 
 
 def fit(rows: list[list[float]], ms: list[float]) -> list[float]:
-    """Least squares with coefficients >= 0 (features that would go negative are dropped)."""
-    x, y = np.asarray(rows, float), np.asarray(ms, float)
+    """Least squares on relative error (budgets are judged in proportion), coefficients >= 0
+    (features that would go negative are dropped)."""
+    y = np.asarray(ms, float)
+    x, y = np.asarray(rows, float) / y[:, None], np.ones_like(y)
     keep = list(range(x.shape[1]))
     while True:
         coef = np.linalg.lstsq(x[:, keep], y, rcond=None)[0]
