@@ -454,7 +454,8 @@ def bench_(
         rows = [[c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]
                 for c, coef in d["codecs"].items()]  # fmt: skip
         cols = ["codec", "per clip", "per seek", "per decoded frame", "per decoded Mpx",
-                "per decoded MB", "per sampled Mpx", "worst fit error"]  # fmt: skip
+                "per MB on the critical path", "per decoded MB", "per sampled Mpx",
+                "worst fit error"]  # fmt: skip
         console.print(_table("decode cost model (ms)", cols, rows))
     if save:
         console.print(f"profile saved to {prof['saved_to']}: `fan-edge run --budget 15ms` uses it")

@@ -107,7 +107,7 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
     assert decoded[4] < decoded[8] < decoded[16], decoded
     profile = {
         "subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0}, "16": {"p50_ms": 4.0}},
-        "decode": {"codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0, 0.0]},
+        "decode": {"codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0, 0.0, 0.0]},
                    "preprocess_ms_per_frame": 0.0},
     }  # fmt: skip
     write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
@@ -289,9 +289,9 @@ def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_pa
     prof = bench(b.path, backend="ort-cpu", iters=2, warmup=1,
                  decode_sizes=((96, 64), (192, 128)))  # fmt: skip
     decode = prof["decode"]
-    assert decode["features"] == ["clip", "seeks", "decoded", "decoded_mpx", "decoded_mb",
-                                  "sampled_mpx"]  # fmt: skip
-    assert len(decode["codecs"]["h264"]) == 6 and min(decode["codecs"]["h264"]) >= 0
+    assert decode["features"] == ["clip", "seeks", "decoded", "decoded_mpx", "critical_mb",
+                                  "decoded_mb", "sampled_mpx"]  # fmt: skip
+    assert len(decode["codecs"]["h264"]) == 7 and min(decode["codecs"]["h264"]) >= 0
     assert sum(decode["codecs"]["h264"]) > 0 and decode["preprocess_ms_per_frame"] > 0
     p = Predictor(b.path, backend="ort-cpu")
     r = p.predict(example_video, budget="10s")

@@ -5,28 +5,31 @@ with the runtime's own reader and fits, per codec, a linear model of the millise
 on features every plan has: a fixed cost, seeks, frames decoded (a per-frame overhead,
 x megapixels, and their packets' megabytes: entropy decoding scales with the bitrate), and
 sampled frames x megapixels (conversion and resizing). The reader decodes a plan's runs in
-`DECODE_THREADS` groups side by side, so the features are those of the group that decodes
-the most. Coefficients are kept non-negative, so a prediction never falls as a plan grows.
+`DECODE_THREADS` groups side by side, which is not twice as fast on two cores, so the
+megabytes enter twice: those of the group that decodes the most (the critical path) and
+those of the whole plan (the work), and the fit finds the mix. Coefficients are kept
+non-negative, so a prediction never falls as a plan grows.
 """
 
 import numpy as np
 
 from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex
 
-FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "decoded_mb", "sampled_mpx")
+FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "critical_mb", "decoded_mb",
+            "sampled_mpx")  # fmt: skip
 REFERENCE_CODEC = "h264"  # used, and named as assumed, for a codec the profile lacks
 
 
 def features(index: StreamIndex, plan: Plan) -> list[float]:
-    """FEATURES of the plan's slowest group of runs (the reader's critical path)."""
+    """FEATURES of a plan (see the module's docstring)."""
     mpx = index.width * index.height / 1e6
-    rows = []
-    for runs in plan.split(DECODE_THREADS):
-        frames = sum(last - first + 1 for first, last in runs)
-        size = sum(sum(index.sizes[a : b + 1]) for a, b in runs) / 1e6 if index.sizes else 0.0
-        sampled = sum(1 for i in set(plan.indices) if any(a <= i <= b for a, b in runs))
-        rows.append([1.0, float(len(runs)), float(frames), frames * mpx, size, sampled * mpx])
-    return max(rows, key=lambda r: r[2])
+
+    def mb(runs) -> float:
+        return sum(sum(index.sizes[a : b + 1]) for a, b in runs) / 1e6 if index.sizes else 0.0
+
+    critical = max(plan.split(DECODE_THREADS), key=mb)
+    return [1.0, float(plan.seeks), float(plan.decoded), plan.decoded * mpx, mb(critical),
+            mb(plan.runs), len(set(plan.indices)) * mpx]
 
 
 def fit(rows: list[list[float]], ms: list[float]) -> list[float]:
