@@ -48,6 +48,8 @@ report: $(STAMP)
 	  && echo && $(BIN)/python benchmarks/train_fit.py runs/reproduce-500clips/fan_seed0 \
 		runs/reproduce-500clips/fan-ce_seed0 --num-videos 500; } > $(RESULTS)/train_fit.md.tmp
 	mv $(RESULTS)/train_fit.md.tmp $(RESULTS)/train_fit.md
+	# decoding and whole-clip budgets (needs models/demo from `make demo`; ~15 min)
+	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/fan-edge flops --preset r50 | tee $(RESULTS)/flops_r50.txt
 	$(BIN)/python benchmarks/bundle_size.py | tee $(RESULTS)/bundle_size.md
 	$(BIN)/python benchmarks/runtime_memory.py --iters 5 | tee $(RESULTS)/runtime_memory.md

@@ -132,7 +132,7 @@ def main() -> None:
     # -- end to end, per bundle ---------------------------------------------------------
     for label, bundle in bundles.items():
         print(f"profiling {label} (fan-edge bench)", flush=True)
-        bench(bundle, backend="ort-cpu", iters=10, warmup=3)
+        bench(bundle, backend="ort-cpu")  # the command's defaults: 20 runs after 3 warm-up
         new = Predictor(bundle, backend="ort-cpu", eager=True)
         old = Predictor(bundle, backend="ort-cpu", eager=True, decoder="opencv")
         latency = latency_for(new.bundle, "ort-cpu")

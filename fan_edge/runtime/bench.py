@@ -30,7 +30,7 @@ DECODE_FRAMES = 150
 
 
 def bench_decode(codecs: tuple[str, ...], short_side: int, counts: tuple[int, ...], *,
-                 sizes=DECODE_SIZES, repeats: int = 3, progress=None) -> dict:  # fmt: skip
+                 sizes=DECODE_SIZES, repeats: int = 5, progress=None) -> dict:  # fmt: skip
     """Fit each codec's read cost (see decode_cost.py) on generated clips; images too."""
     from fan_edge.data.transforms import center_crop, normalize
     from fan_edge.runtime.decode_cost import FEATURES, features, fit
