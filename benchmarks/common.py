@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts (run them from the repository root)."""
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -18,6 +19,15 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores"
+
+
+def read_json(path: Path):
+    """A JSON file a benchmark wrote earlier; a damaged one is a one-line error, not a traceback."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"error: {path} is unreadable ({e}): delete it and run again to redo "
+                         "what it records") from None  # fmt: skip
 
 
 def make_checkpoint(path: Path, *, preset_name: str = "r50", frames=(4, 8, 16),

@@ -7,9 +7,10 @@ initial plateau, what each costs to train, the issue's targets checked seed by s
 plot.
 """
 
-import json
 import statistics
 from pathlib import Path
+
+from common import read_json
 
 from fan_edge.fileio import atomic_path
 
@@ -28,7 +29,7 @@ def load(out: Path, keys, seeds) -> tuple[dict[str, list[list[dict]]], int]:
     for key in keys:
         paths = [out / f"{key}_seed{s}" / "metrics.json" for s in seeds]
         if all(p.exists() for p in paths):
-            metrics = [json.loads(p.read_text()) for p in paths]
+            metrics = [read_json(p) for p in paths]
             found[key] = [m["epochs"] for m in metrics]
             num_classes = metrics[0]["model_config"]["num_classes"]
     return found, num_classes

@@ -25,7 +25,6 @@ from scratch.
 
 import argparse
 import fcntl
-import json
 import multiprocessing
 import os
 import statistics
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import curves
 import torch
-from common import machine
+from common import machine, read_json
 
 from fan_edge.config import TrainConfig
 from fan_edge.errors import FanEdgeError
@@ -130,15 +129,6 @@ def claimed(folder: Path):
             print(f"waiting for another process that is training {folder}", flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield  # closing the file releases the lock
-
-
-def read_json(path: Path):
-    """A JSON file this script wrote earlier; a damaged one is a one-line error, not a traceback."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SystemExit(f"error: {path} is unreadable ({e}): delete it and run again to redo "
-                         "what it records") from None  # fmt: skip
 
 
 def finished(folder: Path, make: Callable[[], dict]) -> dict:

@@ -212,3 +212,13 @@ def test_scratch_targets_are_checked_per_epoch_and_per_seed(tmp_path):
     ((ok, detail),) = claims("FAN's training compute ≤ ST's")
     assert ok and detail.startswith("FAN 0.56M frames / 10.0 min, ST 0.56M frames")
 
+
+
+def test_damaged_metrics_in_the_curves_are_a_one_line_error(tmp_path):
+    import curves
+
+    (tmp_path / "fan_seed0").mkdir()
+    (tmp_path / "fan_seed0" / "metrics.json").write_text('{"epochs": [')
+    with pytest.raises(SystemExit) as e:
+        curves.load(tmp_path, ["fan"], [0])
+    assert str(e.value).startswith("error: ") and "metrics.json" in str(e.value)
