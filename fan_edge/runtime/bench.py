@@ -24,7 +24,7 @@ def _stats(ms: list[float]) -> dict:
 
 
 # Clips the decode cost is fitted on: 5 s at 30 fps, a keyframe every 30 frames or only one.
-DECODE_SIZES = ((160, 96), (426, 240), (854, 480), (1280, 720), (1920, 1080))
+DECODE_SIZES = ((64, 48), (160, 96), (426, 240), (854, 480), (1280, 720), (1920, 1080))
 DECODE_GOPS = (30, 150)
 DECODE_FRAMES = 150
 
