@@ -47,10 +47,13 @@ class PyAVSource(VideoSource):
     def _open(self) -> None:
         self._container = self._open_container(probe=False)
         stream = self._stream(self._container)
-        pts, keys, sizes, why = [], [], [], ""
+        pts, keys, sizes, why, discarded = [], [], [], "", 0
         try:
             for packet in self._container.demux(stream):
-                if packet.size == 0 or packet.is_discard:  # end-of-stream flush; edit lists
+                if packet.size == 0:  # the flush packet at the end of the stream
+                    continue
+                if packet.is_discard:  # decoded for reference, never shown (mp4 edit lists)
+                    discarded += 1
                     continue
                 if packet.is_corrupt:
                     why = why or "a corrupt packet"
@@ -68,7 +71,7 @@ class PyAVSource(VideoSource):
         elif len(set(pts)) < len(pts):
             why = why or "repeated timestamps"
         promised = len(stream.index_entries)  # mp4, avi: one per frame; mkv: keyframes only
-        if promised > len(pts):
+        if promised > len(pts) + discarded:
             why = why or f"truncated: {len(pts)} of the {promised} frames its index lists"
         cc = stream.codec_context
         if why:
