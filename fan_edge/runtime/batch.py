@@ -85,7 +85,7 @@ def write_outcomes(path: Path, outcomes: list[Outcome]) -> None:
     """JSON Lines (.jsonl), a JSON list (.json) or CSV (.csv), written atomically."""
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise FanEdgeError(f"cannot write {path}: use a .jsonl, .json or .csv file")
+        raise FanEdgeError(f"cannot write {path}: use a {', '.join(OUTPUT_SUFFIXES)} file")
     rows = [o.to_dict() for o in outcomes]
     if suffix == ".jsonl":
         text = "".join(json.dumps(r) + "\n" for r in rows)
