@@ -329,13 +329,19 @@ def run(
     Exit code 1 if any input failed (each failure is reported in its own row).
     """
     from fan_edge.runtime import Predictor
-    from fan_edge.runtime.batch import OUTPUT_SUFFIXES, expand_inputs, predict_many, write_outcomes
+    from fan_edge.runtime.batch import (
+        FORMATS,
+        OUTPUT_SUFFIXES,
+        expand_inputs,
+        predict_many,
+        write_outcomes,
+    )
 
     if not bundle.exists() and bundle == DEFAULT_BUNDLE:
         raise FanEdgeError(f"no bundle at {bundle}: run `make demo` (it exports one) or pass "
                            "--bundle")  # fmt: skip
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise FanEdgeError(f"cannot write {output}: use a {', '.join(OUTPUT_SUFFIXES)} file")
+        raise FanEdgeError(f"cannot write {output}: use a {FORMATS} file")
     if budget is not None:
         from fan_edge.runtime import parse_budget
 

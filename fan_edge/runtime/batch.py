@@ -21,6 +21,7 @@ from fan_edge.runtime.predictor import Prediction, Predictor
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts",
                   ".gif", ".wmv", ".flv", ".3gp")  # fmt: skip
 OUTPUT_SUFFIXES = (".jsonl", ".json", ".csv")
+FORMATS = f"{', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]}"
 
 
 @dataclass
@@ -85,7 +86,7 @@ def write_outcomes(path: Path, outcomes: list[Outcome]) -> None:
     """JSON Lines (.jsonl), a JSON list (.json) or CSV (.csv), written atomically."""
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise FanEdgeError(f"cannot write {path}: use a {', '.join(OUTPUT_SUFFIXES)} file")
+        raise FanEdgeError(f"cannot write {path}: use a {FORMATS} file")
     rows = [o.to_dict() for o in outcomes]
     if suffix == ".jsonl":
         text = "".join(json.dumps(r) + "\n" for r in rows)
