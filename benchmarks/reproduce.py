@@ -152,7 +152,7 @@ def pretrain(args) -> Path | None:
     def train() -> dict:
         print(f"pretraining the shared starting point ({opts['epochs']} epochs)", flush=True)
         train_from_options(out=folder, val=None, preset="tiny", kd_lambda=1.0,
-                           batch_size=args.batch_size, num_val=args.num_val, resume=True,
+                           batch_size=args.batch_size, num_val=args.num_val, resume="auto",
                            **opts)  # fmt: skip
         return evaluate_checkpoint(folder / "checkpoint.pt", [8])
 
@@ -175,7 +175,7 @@ def train_and_eval(key: str, seed: int, args) -> dict:
         train_from_options(
             out=folder, data=args.data, val=args.val, preset=args.preset, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, kd_lambda=1.0, init=args.init, seed=seed,
-            num_videos=args.num_videos, num_val=args.num_val, resume=True,
+            num_videos=args.num_videos, num_val=args.num_val, resume="auto",
             validate=args.protocol == "scratch", quiet=args.jobs > 1, **options,
         )  # fmt: skip
         return evaluate_checkpoint(folder / "checkpoint.pt", EVAL_FRAMES)

@@ -22,10 +22,19 @@ from onnx import numpy_helper
 from onnx.external_data_helper import set_external_data
 
 import fan_edge
-from fan_edge.bundle import MANIFEST, SCHEMA, SCHEMA_VERSION, file_record, sha256_file
+from fan_edge.bundle import (
+    MANIFEST,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Bundle,
+    file_record,
+    owned_files,
+    seal,
+    sha256_file,
+)
 from fan_edge.config import ModelConfig
 from fan_edge.errors import FanEdgeError
-from fan_edge.fileio import atomic_dir, write_json
+from fan_edge.fileio import atomic_dir, check_new_dir, write_json
 from fan_edge.frames import validate_frame_set
 from fan_edge.models import FrameAdaptiveNet, Specialized
 from fan_edge.models.cost import subnet_costs
@@ -55,13 +64,14 @@ def export_onnx_bundle(
 ) -> Path:
     """Write the bundle folder `out` and return its path."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FanEdgeError(f"{out} already exists: choose another --out or pass --overwrite")
+    replace = {"overwrite": overwrite, "owned": owned_files, "kind": "bundle",
+               "inputs": [checkpoint]}  # fmt: skip
+    check_new_dir(out, **replace)  # before the export's minutes, not after
     frames = list(validate_frame_set(frames))
     model, ckpt = load_model(checkpoint)
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     costs = {c.frames: c for c in subnet_costs(model, cfg.input_size, frames)}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, **replace) as tmp:
         graphs, records = {}, []
         for n in frames:
             index = model.select(n)
@@ -85,7 +95,8 @@ def export_onnx_bundle(
             log(f"  verified {rec['file']}: max |ORT - PyTorch| = {rec['max_abs_diff']:.2e}")
         manifest = _manifest(cfg, ckpt, checkpoint, records, fold)
         manifest["files"] = {p.name: file_record(p) for p in sorted(tmp.iterdir())}
-        write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / MANIFEST, seal(manifest))
+        Bundle(tmp)  # the runtime's own checks, before the bundle appears
     return out
 
 
@@ -226,7 +237,7 @@ def _manifest(cfg: ModelConfig, ckpt: dict, checkpoint, records: list, fold: boo
             "mode": ckpt["train_config"]["mode"],
             "config": cfg.to_dict(),
         },
-        "classes": list(ckpt["classes"]),
+        "classes": [str(c) for c in ckpt["classes"]],
         "input": {
             "name": INPUT,
             "layout": "BTCHW",

@@ -1,20 +1,38 @@
 """Reading and checking a bundle: the folder `fan-edge export` writes. Torch-free.
 
 A bundle is self-describing: `manifest.json` lists every sub-network graph, its cost, the
-input contract, the class names and the sha256 of every file. The runtime reads only this.
+input contract, the class names and the sha256 of every file, and records its own sha256
+(`manifest_sha256`), so an edited manifest is caught like an edited graph. The runtime reads
+only this, after checking every field it uses (types, ranges, lengths, finiteness) and, when
+verifying, that each graph takes the frames, channels and size the manifest says and outputs
+one logit per class.
 """
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import select_subnetwork
 
 MANIFEST = "manifest.json"
 SCHEMA = "fan-edge-bundle"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the manifest records its own sha256
+MANIFEST_HASH = "manifest_sha256"
+# Files a bundle may hold besides those its manifest lists: measured on the device after export.
+DEVICE_FILES = ("latency.json",)
+MAX_FRAMES = 10_000
+MAX_SIZE = 4096
+# The preprocessing this runtime implements (data/transforms.py, data/sampling.py): a
+# manifest asking for another one would be silently misread, so it is refused.
+INPUT_CONTRACT = {"layout": "BTCHW", "color": "RGB", "dtype": "float32",
+                  "sampling": "tsn-center"}  # fmt: skip
+INPUT_SCALE = 1 / 255
+RE_EXPORT = "re-export the bundle"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -29,6 +47,20 @@ def file_record(path: Path) -> dict:
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no spaces), its own hash left out."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_HASH}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(manifest: dict) -> dict:
+    """`manifest` with its own sha256 recorded: what writers save and `Bundle` checks."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_HASH}
+    body = json.loads(json.dumps(body))  # hashed exactly as a reader will parse it
+    return {**body, MANIFEST_HASH: manifest_digest(body)}
+
+
 def inside(root: Path, relative: str) -> bool:
     """True if `relative` names a path inside `root` (no absolute path, no escape via ..)."""
     if not relative or Path(relative).is_absolute() or "\\" in relative:
@@ -38,21 +70,162 @@ def inside(root: Path, relative: str) -> bool:
     return target == root or root in target.parents
 
 
-def external_locations(onnx_path: Path) -> set[str]:
-    """The external-data files an ONNX graph reads (its own `location` strings)."""
+@dataclass(frozen=True)
+class GraphInfo:
+    """What a bundle checks in an ONNX graph, read without its weights."""
+
+    locations: set[str]  # external-data files it reads
+    input_dims: list  # int for a fixed dim, str for a named (dynamic) one
+    input_type: int
+    output_dims: list
+
+
+def graph_info(onnx_path: Path) -> GraphInfo:
+    """One read of the graph's structure (not its weights): external data, input, output."""
     import onnx  # light and torch-free; only the graph structure is read, not the weights
 
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as e:
-        raise FanEdgeError(
-            f"{onnx_path} is not a readable ONNX graph ({type(e).__name__})"
-        ) from None
-    out = set()
-    for t in model.graph.initializer:
+        raise FanEdgeError(f"{onnx_path} is not a readable ONNX graph ({type(e).__name__}): "
+                           f"{RE_EXPORT}") from None  # fmt: skip
+    graph = model.graph
+    locations = set()
+    for t in graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            out |= {e.value for e in t.external_data if e.key == "location"}
-    return out
+            locations |= {e.value for e in t.external_data if e.key == "location"}
+
+    def dims(v) -> list:
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param
+                for d in v.type.tensor_type.shape.dim]  # fmt: skip
+
+    weights = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in weights]
+    if len(inputs) != 1 or not graph.output:
+        raise FanEdgeError(f"{onnx_path} has {len(inputs)} inputs and {len(graph.output)} "
+                           f"outputs, not one clip in and logits out: {RE_EXPORT}")  # fmt: skip
+    return GraphInfo(locations, dims(inputs[0]), inputs[0].type.tensor_type.elem_type,
+                     dims(graph.output[0]))  # fmt: skip
+
+
+def external_locations(onnx_path: Path) -> set[str]:
+    """The external-data files an ONNX graph reads (its own `location` strings)."""
+    return graph_info(onnx_path).locations
+
+
+def owned_files(path: Path) -> set[str] | None:
+    """The files of the bundle at `path` (what `export --overwrite` may replace), or None
+    if `path` is not a bundle."""
+    try:
+        m = json.loads((Path(path) / MANIFEST).read_bytes())
+        if not isinstance(m, dict) or m.get("schema") != SCHEMA:
+            return None
+        return {MANIFEST, *DEVICE_FILES, *map(str, m["files"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _show(value) -> str:
+    """A short one-line rendering of a JSON value for an error message."""
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    try:
+        text = json.dumps(value)
+    except ValueError:  # an integer too long to print
+        return "a very long number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _name(at: str, key) -> str:
+    if isinstance(key, int):
+        return f"{at}[{key}]"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):
+        return f"{at}[{_show(key)}]"
+    return f"{at}.{key}" if at else key
+
+
+def _finite(value) -> float | None:
+    """`value` as a float if it is a finite JSON number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+class Fields:
+    """Checks of a parsed JSON document. Every failure is one FanEdgeError line naming the
+    file, the field (`subnetworks[0].gflops`) and the fix."""
+
+    def __init__(self, path: Path, fix: str):
+        self.path, self.fix = path, fix
+
+    def fail(self, name: str, problem: str) -> NoReturn:
+        raise FanEdgeError(f"{self.path}: {name} {problem}: {self.fix}")
+
+    def get(self, obj, key, at: str = ""):
+        if isinstance(obj, dict) and key not in obj:
+            self.fail(_name(at, key), "is missing")
+        return obj[key]
+
+    def _check(self, ok: bool, value, name: str, want: str):
+        if not ok:
+            self.fail(name, f"must be {want}, got {_show(value)}")
+        return value
+
+    def mapping(self, obj, key, at: str = "") -> dict:
+        v = self.get(obj, key, at)
+        return self._check(isinstance(v, dict), v, _name(at, key), "a JSON object")
+
+    def items(self, obj, key, at: str = "", length: int | None = None) -> list:
+        v = self.get(obj, key, at)
+        ok = isinstance(v, list) and (length is None or len(v) == length)
+        return self._check(ok, v, _name(at, key), f"a list of {length}" if length else "a list")
+
+    def text(self, obj, key, at: str = "", choices: tuple | None = None) -> str:
+        v = self.get(obj, key, at)
+        ok = isinstance(v, str) and bool(v) and (choices is None or v in choices)
+        want = f"one of {', '.join(map(_show, choices))}" if choices else "a non-empty string"
+        return self._check(ok, v, _name(at, key), want)
+
+    def flag(self, obj, key, at: str = "") -> bool:
+        v = self.get(obj, key, at)
+        return self._check(isinstance(v, bool), v, _name(at, key), "true or false")
+
+    def integer(self, obj, key, at: str = "", lo: int = 0, hi: int | None = None) -> int:
+        v = self.get(obj, key, at)
+        ok = type(v) is int and v >= lo and (hi is None or v <= hi)
+        want = f"an integer {f'in {lo}..{hi}' if hi is not None else f'>= {lo}'}"
+        return self._check(ok, v, _name(at, key), want)
+
+    def number(self, obj, key, at: str = "", *, positive: bool = False) -> float:
+        """A finite number, >= 0 (or > 0 if `positive`)."""
+        v = self.get(obj, key, at)
+        f = _finite(v)
+        ok = f is not None and (f > 0 if positive else f >= 0)
+        self._check(ok, v, _name(at, key), f"a finite number {'>' if positive else '>='} 0")
+        return f
+
+    def real(self, obj, key, at: str = "") -> float:
+        """Any finite number."""
+        v = self.get(obj, key, at)
+        self._check(_finite(v) is not None, v, _name(at, key), "a finite number")
+        return _finite(v)
+
+
+def read_json(path: Path, fix: str):
+    """Parse a JSON file; anything unreadable is one FanEdgeError line."""
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise FanEdgeError(f"{path} is not valid JSON ({type(e).__name__}): {fix}") from None
+    except OSError as e:
+        raise FanEdgeError(f"cannot read {path} ({e.strerror or type(e).__name__}): "
+                           f"{fix}") from None  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,7 +239,11 @@ class Subnetwork:
 
 
 class Bundle:
-    """A verified bundle on disk. `Bundle(path)` raises FanEdgeError on any inconsistency."""
+    """A verified bundle on disk. `Bundle(path)` raises FanEdgeError on any inconsistency.
+
+    The manifest's own hash and schema are always checked; `verify` also hashes every file
+    and reads each graph's input and output shapes.
+    """
 
     def __init__(self, path: str | Path, *, verify: bool = True):
         self.path = Path(path)
@@ -75,32 +252,13 @@ class Bundle:
             raise FanEdgeError(
                 f"{self.path} is not a bundle (no {MANIFEST}): create one with `fan-edge export`"
             )
-        try:
-            self.manifest = json.loads(mpath.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FanEdgeError(f"{mpath} is not valid JSON ({type(e).__name__}): "
-                               "re-export the bundle") from None  # fmt: skip
-        m = self.manifest
-        if not isinstance(m, dict) or m.get("schema") != SCHEMA:
-            raise FanEdgeError(f"{mpath} is not a fan-edge bundle manifest")
-        version = m.get("schema_version", 0)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise FanEdgeError(f"{mpath}: bundle schema {version!r} is not one this fan-edge "
-                               "understands; upgrade fan-edge or re-export")  # fmt: skip
-        try:
-            self.subnetworks = sorted((Subnetwork(**s) for s in m["subnetworks"]),
-                                      key=lambda s: s.frames)  # fmt: skip
-            self.classes: list[str] = [str(c) for c in m["classes"]]
-            self.input: dict = dict(m["input"])
-            for key in ("size", "mean", "std"):
-                self.input[key]  # noqa: B018  (presence check)
-            files = {n: (int(r["bytes"]), str(r["sha256"])) for n, r in m["files"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise FanEdgeError(f"{mpath} is malformed ({type(e).__name__}: {e}): "
-                               "re-export the bundle") from None  # fmt: skip
-        if not self.subnetworks:
-            raise FanEdgeError(f"{mpath} lists no sub-networks: re-export the bundle")
-        self._files = files
+        self.manifest = m = _read_manifest(mpath)
+        c = Fields(mpath, RE_EXPORT)
+        self.subnetworks = _subnetworks(c, m)
+        self.classes: list[str] = _classes(c, m)
+        self.input: dict = _input(c, m)
+        self._files = _files(c, m)
+        _weights_and_engines(c, m, self.frames)
         if verify:
             self.verify()
 
@@ -109,12 +267,13 @@ class Bundle:
         return tuple(s.frames for s in self.subnetworks)
 
     def verify(self) -> None:
-        """Every listed file exists inside the bundle and matches its sha256."""
+        """Every listed file exists inside the bundle and matches its sha256; every graph
+        takes (batch, frames, 3, size, size) and outputs (batch, classes)."""
         files = self._files
         # Graphs sit at the bundle's top level, so their external-data locations (resolved
         # against the graph's own folder) are relative to the bundle too.
         referenced = [s.file for s in self.subnetworks]
-        referenced += [str(e.get("file", "")) for e in self.manifest.get("engines", [])]
+        referenced += [e["file"] for e in self.manifest.get("engines", [])]
         if self.manifest.get("weights_file"):
             referenced.append(self.manifest["weights_file"])
         for name in referenced:
@@ -132,13 +291,27 @@ class Bundle:
             if p.stat().st_size != size or sha256_file(p) != digest:
                 raise FanEdgeError(f"{self.path}: {name} is corrupt or modified (sha256 mismatch): "
                                    "re-export or re-copy the bundle")  # fmt: skip
+        size = self.input["size"]
         for s in self.subnetworks:
-            for location in external_locations(self.path / s.file):
+            g = graph_info(self.path / s.file)
+            for location in g.locations:
                 if not inside(self.path, location) or location not in files:
                     raise FanEdgeError(
                         f"{self.path}: {s.file} reads weights from {location!r}, "
                         "outside the bundle's listed files; refusing to load it"
                     )
+            want = [s.frames, 3, size, size]
+            if len(g.input_dims) != 5 or g.input_dims[1:] != want or g.input_type != 1:
+                raise FanEdgeError(
+                    f"{self.path}: {s.file} takes {_dims(g.input_dims)} but the manifest's "
+                    f"subnetworks frames {s.frames} and input.size {size} say (batch, "
+                    f"{', '.join(map(str, want))}) float32: {RE_EXPORT}"
+                )
+            if len(g.output_dims) != 2 or g.output_dims[1] != len(self.classes):
+                raise FanEdgeError(
+                    f"{self.path}: {s.file} outputs {_dims(g.output_dims)} but the manifest's "
+                    f"classes list {len(self.classes)}: {RE_EXPORT}"
+                )
 
     def subnetwork_for(self, num_frames: int) -> Subnetwork:
         """The graph for `num_frames` frames: exact if exported, else the nearest."""
@@ -146,3 +319,133 @@ class Bundle:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+
+def _dims(dims: list) -> str:
+    return "(" + ", ".join(str(d) if d != "" else "?" for d in dims) + ")"
+
+
+def _read_manifest(mpath: Path) -> dict:
+    """The parsed manifest, after its schema, version and own sha256 are checked."""
+    m = read_json(mpath, RE_EXPORT)
+    if not isinstance(m, dict) or m.get("schema") != SCHEMA:
+        raise FanEdgeError(f"{mpath} is not a fan-edge bundle manifest")
+    version = m.get("schema_version")
+    if type(version) is not int:
+        raise FanEdgeError(f"{mpath}: schema_version must be an integer, got {_show(version)}: "
+                           f"{RE_EXPORT}")  # fmt: skip
+    if version < 1:
+        raise FanEdgeError(f"{mpath}: schema_version must be >= 1, got {version}: {RE_EXPORT}")
+    if version > SCHEMA_VERSION:
+        raise FanEdgeError(f"{mpath}: bundle schema {version} is newer than this fan-edge "
+                           f"understands ({SCHEMA_VERSION}): upgrade fan-edge or re-export")  # fmt: skip
+    if version < SCHEMA_VERSION:
+        raise FanEdgeError(f"{mpath}: bundle schema {version} was made by an older fan-edge "
+                           "(its manifest is not hashed): re-export the bundle")  # fmt: skip
+    recorded = m.get(MANIFEST_HASH)
+    if not isinstance(recorded, str) or not re.fullmatch(r"[0-9a-f]{64}", recorded):
+        raise FanEdgeError(f"{mpath}: {MANIFEST_HASH} is missing or not a sha256, so edits "
+                           f"cannot be detected: {RE_EXPORT}")  # fmt: skip
+    try:
+        digest = manifest_digest(m)
+    except (ValueError, RecursionError):
+        digest = None
+    if digest != recorded:
+        raise FanEdgeError(f"{mpath} was edited after export (its sha256 does not match): "
+                           f"{RE_EXPORT}")  # fmt: skip
+    return m
+
+
+def _subnetworks(c: Fields, m: dict) -> list[Subnetwork]:
+    records = c.items(m, "subnetworks")
+    if not records:
+        c.fail("subnetworks", "is empty (no graphs)")
+    out = []
+    for i in range(len(records)):
+        c.mapping(records, i, "subnetworks")
+        at, r = f"subnetworks[{i}]", records[i]
+        mad = r.get("max_abs_diff")
+        out.append(Subnetwork(
+            frames=c.integer(r, "frames", at, 1, MAX_FRAMES),
+            trained_frames=c.integer(r, "trained_frames", at, 1, MAX_FRAMES),
+            file=c.text(r, "file", at),
+            gflops=c.number(r, "gflops", at, positive=True),
+            params=c.integer(r, "params", at, 1),
+            max_abs_diff=None if mad is None else c.number(r, "max_abs_diff", at),
+        ))  # fmt: skip
+    frames = [s.frames for s in out]
+    if len(set(frames)) != len(frames):
+        c.fail("subnetworks", f"repeat a frame count ({sorted(frames)})")
+    files = [s.file for s in out]
+    if len(set(files)) != len(files):
+        c.fail("subnetworks", "share a graph file")
+    return sorted(out, key=lambda s: s.frames)
+
+
+def _classes(c: Fields, m: dict) -> list[str]:
+    classes = c.items(m, "classes")
+    for i in range(len(classes)):
+        c.text(classes, i, "classes")
+    if len(classes) < 2:
+        c.fail("classes", f"must name at least 2 classes, got {len(classes)}")
+    if len(set(classes)) != len(classes):
+        c.fail("classes", "repeat a class name")
+    return list(classes)
+
+
+def _input(c: Fields, m: dict) -> dict:
+    spec = c.mapping(m, "input")
+    c.integer(spec, "size", "input", 1, MAX_SIZE)
+    c.text(spec, "name", "input")
+    for key in ("mean", "std"):
+        c.items(spec, key, "input", length=3)
+    for i in range(3):
+        c.real(spec["mean"], i, "input.mean")
+        c.number(spec["std"], i, "input.std", positive=True)
+    for key, want in INPUT_CONTRACT.items():
+        c.text(spec, key, "input", choices=(want,))
+    scale = _finite(c.get(spec, "scale", "input"))
+    if scale is None or not math.isclose(scale, INPUT_SCALE, rel_tol=1e-9):
+        c.fail("input.scale", f"must be 1/255 (this fan-edge scales pixels by it), got "
+                              f"{_show(spec['scale'])}")  # fmt: skip
+    return dict(spec)
+
+
+def _files(c: Fields, m: dict) -> dict[str, tuple[int, str]]:
+    files = c.mapping(m, "files")
+    out = {}
+    for name in files:
+        at = _name("files", name)
+        c.mapping(files, name, "files")
+        size = c.integer(files[name], "bytes", at)
+        digest = c.text(files[name], "sha256", at)
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            c.fail(f"{at}.sha256", f"must be 64 hex digits, got {_show(digest)}")
+        out[name] = (size, digest)
+    return out
+
+
+def _weights_and_engines(c: Fields, m: dict, frames: tuple[int, ...]) -> None:
+    weights = c.text(m, "weights", choices=("shared", "folded"))
+    file = c.get(m, "weights_file")
+    if weights == "shared":
+        c.text(m, "weights_file")
+    elif file is not None:
+        c.fail("weights_file", f"must be null for folded weights, got {_show(file)}")
+    engines = c.items(m, "engines") if "engines" in m else []
+    seen = set()
+    for i in range(len(engines)):
+        c.mapping(engines, i, "engines")
+        at, e = f"engines[{i}]", engines[i]
+        n = c.integer(e, "frames", at, 1, MAX_FRAMES)
+        if n not in frames or n in seen:
+            c.fail(f"{at}.frames", f"must be one sub-network's frame count ({frames}), once; "
+                                   f"got {n}")  # fmt: skip
+        seen.add(n)
+        c.text(e, "file", at)
+        if "precision" in e:
+            c.text(e, "precision", at, choices=("fp32", "fp16"))
+        if "stripped" in e:
+            c.flag(e, "stripped", at)
+        if "max_batch" in e:
+            c.integer(e, "max_batch", at, 1)

@@ -158,7 +158,11 @@ def train(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out exactly where it stopped (same options and data).")] = (
+        False),  # fmt: skip
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace the run in --out (its checkpoint.pt and metrics.json).")] = False,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
 ) -> None:
     """Train one FAN checkpoint (or a baseline: standard, st, mixed, proportional)."""
@@ -170,11 +174,16 @@ def train(
         kd_warmup_epochs=kd_warmup, kd_gate=kd_gate, distill=distill, rho=rho, init=init,
         num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
         weight_alteration=weight_alteration, workers=workers, resume=resume,
-        max_steps=max_steps,
+        overwrite=overwrite, max_steps=max_steps,
     )  # fmt: skip
     runs = [r for r in result.get("runs", {"": result}).values() if r["epochs"]]
     for r in runs:
         console.print(f"checkpoint: {r['checkpoint']}")
+    for r in result.get("runs", {"": result}).values():
+        if r.get("stopped"):
+            s = r["stopped"]
+            console.print(f"stopped at step {s['step']} of {s['of']} in epoch {s['epoch']}: "
+                          f"{r['checkpoint']} holds it; continue with --resume")  # fmt: skip
     if runs:  # what the model(s) cost to train, to compare FAN with ST at equal compute
         minutes = sum(e["seconds"] for r in runs for e in r["epochs"]) / 60
         frames = sum(e.get("frames_seen", 0) for r in runs for e in r["epochs"]) / 1e6
@@ -484,14 +493,17 @@ def synth(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo run (replaced).")] = Path(
+        "runs/demo"),  # fmt: skip
+    bundle: Annotated[Path, typer.Option(help="Bundle to export (replaced if it is one).")] = (
+        DEFAULT_BUNDLE),  # fmt: skip
     epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 6,
 ) -> None:
     """End to end on built-in synthetic data with the tiny model: train, evaluate, export,
     classify a video."""
     from fan_edge.demo import run_demo
 
-    run_demo(out, epochs=epochs, console=console)
+    run_demo(out, epochs=epochs, bundle=bundle, console=console)
 
 
 analyze_app = typer.Typer(no_args_is_help=True, help="Look inside trained models.")
@@ -549,11 +561,23 @@ def bn_shift(
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 1."""
     args = expand_multi_value_options(sys.argv[1:] if argv is None else list(argv))
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # `kill` unwinds like Ctrl-C, so temporary files are removed on the way out
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         app(args=args, prog_name="fan-edge")
     except FanEdgeError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

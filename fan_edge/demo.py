@@ -22,7 +22,7 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
     result = train_from_options(
         out=out / "fan", data="synthetic", val=None, mode="fan", preset="tiny", frames=None,
         epochs=epochs, batch_size=16, lr=0.1, kd_lambda=1.0, seed=0, num_videos=800,
-        num_val=200, resume=False,
+        num_val=200, overwrite=True,
     )  # fmt: skip
     ckpt = Path(result["checkpoint"])
     console.rule("2/4  evaluate at every frame count (nearest sub-network)")

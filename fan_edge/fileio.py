@@ -1,11 +1,25 @@
-"""Atomic writes: a reader sees the old file or the new one, never half of one. Torch-free."""
+"""Writing files without losing anything. Torch-free.
 
+- Atomic writes: a reader sees the old file (or folder) or the new one, never half of one.
+  Temporaries sit beside their target, named after it and the writing process
+  (`.NAME.<pid>-<random>.tmp`), so a later write removes those of processes that died.
+- Overwrites replace only what fan-edge made: the caller says which files its artifact
+  owns; a folder holding anything else, or the command's own input, is refused.
+- Locks are `flock` on a folder's descriptor: nothing is written, so nothing is left behind,
+  and the kernel releases them when the process dies.
+- Output paths are checked before the work starts, with one-line errors.
+"""
+
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +40,85 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _temp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}-"
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-z_]+(\.tmp|\.old)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale(folder: str | Path) -> list[Path]:
+    """Remove temporaries in `folder` left by fan-edge processes that no longer run."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP.match(p.name)
+        if not m or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _os_error(path: Path, e: OSError, what: str) -> FanEdgeError:
+    reason = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "read-only file system",
+        errno.ENOSPC: "no space left on the device",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EEXIST: "a file is in the way",
+        errno.EISDIR: "it is a folder",
+        errno.ENAMETOOLONG: "the name is too long",
+    }.get(e.errno, e.strerror or type(e).__name__)
+    return FanEdgeError(f"cannot write {what} {path}: {reason}; choose another path")
+
+
+def ensure_folder(path: str | Path, what: str = "folder") -> Path:
+    """Create `path` (and parents) if needed and check it is a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FanEdgeError(f"cannot write {what} {path}: it is a file, not a folder; "
+                           "choose another path")  # fmt: skip
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _os_error(path, e, what) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FanEdgeError(f"cannot write {what} {path}: permission denied; choose another path")
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "file") -> Path:
+    """Before the work: `path` can be written as a file (its folder is created if needed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FanEdgeError(f"cannot write {what} {path}: it is a folder; name a file")
+    ensure_folder(path.parent, f"the folder of {what}")
+    if path.exists() and not os.access(path, os.W_OK):
+        # the atomic rename would succeed anyway, but the user protected this file
+        raise FanEdgeError(f"cannot write {what} {path}: the file is read-only; choose another "
+                           "path")  # fmt: skip
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`.
@@ -33,40 +126,100 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name keeps `path`'s suffix (writers such as OpenCV choose by it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = f".tmp{path.suffix}"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    ensure_folder(path.parent, f"the folder of {path.name}")
+    sweep_stale(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}",
+                                   dir=path.parent)  # fmt: skip
+    except OSError as e:
+        raise _os_error(path, e, "file") from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         _fsync(Path(tmp))
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise _os_error(path, e, "file") from None
         _fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+# What an artifact folder owns: the relative paths of its files, or None if the folder is
+# not an artifact of that kind.
+Owned = Callable[[Path], "set[str] | None"]
+
+
+def check_replaceable(path: Path, owned: Owned, kind: str, *,
+                      inputs: Iterable[str | Path] = ()) -> None:  # fmt: skip
+    """Refuse to replace `path` unless it is a fan-edge `kind` holding only its own files
+    and none of the command's `inputs`."""
+    if path.is_symlink() or not path.is_dir():
+        raise FanEdgeError(f"{path} exists and is not a {kind} folder: --overwrite replaces "
+                           f"only a {kind}; choose another path")  # fmt: skip
+    real = path.resolve()
+    for i in inputs:
+        i = Path(i).resolve()
+        if i == real or real in i.parents:
+            raise FanEdgeError(f"{path} holds this command's input {i}: write the {kind} "
+                               "somewhere else")  # fmt: skip
+    files = owned(path)
+    if files is None:
+        raise FanEdgeError(f"{path} is not a {kind} (fan-edge did not make it): --overwrite "
+                           "replaces only what fan-edge made; choose another path")  # fmt: skip
+    other = sorted(str(p.relative_to(path)) for p in path.rglob("*")
+                   if not p.is_dir() and str(p.relative_to(path)) not in files
+                   and not _TEMP.match(p.name))  # fmt: skip
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise FanEdgeError(f"{path} holds files fan-edge did not write ({shown}): move them out "
+                           "or choose another path")  # fmt: skip
+
+
+def check_new_dir(path: str | Path, *, overwrite: bool, owned: Owned, kind: str,
+                  inputs: Iterable[str | Path] = ()) -> Path:  # fmt: skip
+    """Before the work: `path` can become a new `kind` folder (or replace one)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FanEdgeError(f"{path} already exists: choose another path or pass --overwrite")
+        check_replaceable(path, owned, kind, inputs=inputs)
+    ensure_folder(path.parent, f"the folder of {path.name}")
+    return path
+
+
 @contextmanager
-def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, overwrite: bool = False, owned: Owned | None = None,
+               kind: str = "folder", inputs: Iterable[str | Path] = ()
+               ) -> Iterator[Path]:  # fmt: skip
     """Yield a temporary folder beside `path`; on success it becomes `path`.
 
-    On any error the temporary folder is removed and `path` is left as it was.
+    An existing `path` is replaced only with `overwrite` and only if `owned` says it is a
+    `kind` that holds nothing else (checked before and again after the work). On any error
+    the temporary folder is removed and `path` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    inputs = list(inputs)
+    owned = owned or (lambda p: None)
+    check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
+    sweep_stale(path.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp",
+                                    dir=path.parent))  # fmt: skip
+    except OSError as e:
+        raise _os_error(path, e, kind) from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         for f in tmp.rglob("*"):
             if f.is_file():
                 _fsync(f)
-        if path.exists():
-            if not overwrite:
-                raise FanEdgeError(f"{path} exists: choose another path or pass --overwrite")
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+        if path.exists() or path.is_symlink():
+            check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
+            old = path.with_name(f"{_temp_prefix(path.name)}{uuid.uuid4().hex[:8]}.old")
             path.rename(old)
             try:
                 tmp.rename(path)
@@ -81,6 +234,25 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def locked(folder: str | Path, what: str, *, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (it must exist) for the block.
+
+    `wait=False`: another holder is an error naming `what` (e.g. "training"); `wait=True`
+    (short read-modify-writes): wait for it.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise FanEdgeError(f"{folder} is in use: another fan-edge process is {what} "
+                               "there; wait for it or choose another path") from None  # fmt: skip
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")

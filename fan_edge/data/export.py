@@ -1,12 +1,28 @@
 """Write the synthetic dataset as real video files, so every reader can be exercised."""
 
 import csv
+import json
 from pathlib import Path
 
 from fan_edge.data.synthetic import SyntheticActions
 from fan_edge.data.video import write_video
-from fan_edge.errors import FanEdgeError
-from fan_edge.fileio import atomic_dir
+from fan_edge.fileio import atomic_dir, write_json
+
+# Written last into every folder `fan-edge synth` makes: `--overwrite` replaces only those.
+MARKER = "synthetic.json"
+SCHEMA = "fan-edge-synthetic"
+
+
+def owned_files(path: Path) -> set[str] | None:
+    """The files of a `fan-edge synth` folder, or None if `path` is not one."""
+    try:
+        info = json.loads((path / MARKER).read_bytes())
+        if info.get("schema") != SCHEMA:
+            return None
+        videos = {f"videos/{i:06d}.mp4" for i in range(int(info["num_videos"]))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return {MARKER, "annotations.csv", "classes.txt", *videos}
 
 
 def write_synthetic(
@@ -14,10 +30,8 @@ def write_synthetic(
 ) -> Path:
     """Create `out/videos/NNNNNN.mp4`, `out/annotations.csv` (path,label), `out/classes.txt`."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FanEdgeError(f"{out} already exists: choose another folder or pass --overwrite")
     data = SyntheticActions(num_videos=num_videos, seed=seed, size=size)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, owned=owned_files, kind="synthetic dataset") as tmp:
         (tmp / "videos").mkdir()
         rows = []
         for i in range(num_videos):
@@ -29,4 +43,6 @@ def write_synthetic(
             w.writerow(["path", "label"])
             w.writerows(rows)
         (tmp / "classes.txt").write_text("\n".join(data.classes) + "\n")
+        write_json(tmp / MARKER, {"schema": SCHEMA, "num_videos": num_videos, "seed": seed,
+                                  "size": size})  # fmt: skip
     return out / "annotations.csv"

@@ -40,13 +40,16 @@ def train_from_options(
     init: Path | None = None,
     validate: bool = True,
     workers: int = 0,
-    resume: bool = False,
+    resume: bool | str = False,
+    overwrite: bool = False,
     max_steps: int | None = None,
     quiet: bool = False,
 ) -> dict:
     """Resolve data and configs from CLI-style options, then train.
 
     Mode `st` trains one `standard` model per frame count into `out/standard-N/`.
+    `resume`: False (a new run), True (continue the run in `out`), "auto" (continue it if
+    there is one); `overwrite` replaces a run in `out` (see trainer.train).
     `validate=False` skips the per-epoch validation (the data is still recorded for `eval`).
     """
     options = dict(locals())  # the arguments, for the per-count runs of `st`
@@ -56,9 +59,14 @@ def train_from_options(
 
     if mode == ST_MODE:
         counts = validate_frame_set(frames or (4, 8, 16))
+        folders = {n: Path(out) / st_run_name(n) for n in counts}
+        if resume is True and not any((f / "checkpoint.pt").exists() for f in folders.values()):
+            raise FanEdgeError(f"nothing to resume in {out} (no standard-N/checkpoint.pt): "
+                               "drop --resume to start a new run there")  # fmt: skip
         runs = {}
-        for n in counts:
-            sub = options | {"out": Path(out) / st_run_name(n), "mode": "standard", "frames": [n]}
+        for n in counts:  # --resume: the counts not started yet start now
+            sub = options | {"out": folders[n], "mode": "standard", "frames": [n],
+                             "resume": "auto" if resume else False}  # fmt: skip
             runs[n] = train_from_options(**sub)
         return {"runs": {str(n): r for n, r in runs.items()}}
     if mode not in MODES:
@@ -81,7 +89,10 @@ def train_from_options(
         specialize_norm=not plain and specialize_norm,
         weight_alteration=not plain and weight_alteration,
     )
-    data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val}
+    # What the run was trained on, so that `--resume` with other data is refused.
+    data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val,
+                 "num_videos": len(train_src), "classes": list(train_src.classes),
+                 "train_sha256": _list_digest(data)}  # fmt: skip
     train_cfg = TrainConfig(mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
                             kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, kd_gate=kd_gate,
                             seed=seed,
@@ -89,7 +100,17 @@ def train_from_options(
                             workers=workers,
                             extra={"data": data_spec})  # fmt: skip
     return train(model_cfg, train_cfg, train_src, val_src if validate else None, out,
-                 resume=resume, max_steps=max_steps, quiet=quiet)  # fmt: skip
+                 resume=resume, overwrite=overwrite, max_steps=max_steps,
+                 quiet=quiet)  # fmt: skip
+
+
+def _list_digest(spec: str) -> str | None:
+    """sha256 of a CSV or frame list (None for built-in data: its options define it)."""
+    if spec.startswith("synthetic"):
+        return None
+    from fan_edge.bundle import sha256_file
+
+    return sha256_file(spec)
 
 
 def checkpoint_paths(paths: Path | list[Path]) -> list[Path]:

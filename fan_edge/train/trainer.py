@@ -4,6 +4,8 @@ Under `torchrun` each process trains on its shard (DistributedDataParallel, gloo
 nccl on GPU); rank 0 validates, writes checkpoints and metrics. Without it, one process.
 """
 
+import contextlib
+import itertools
 import math
 import os
 import time
@@ -21,7 +23,7 @@ from fan_edge.config import ModelConfig, TrainConfig
 from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
 from fan_edge.evaluate import evaluate
-from fan_edge.fileio import write_json
+from fan_edge.fileio import ensure_folder, locked, write_json
 from fan_edge.models import FrameAdaptiveNet, build_model
 from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoint
 from fan_edge.train.losses import DistillationGate
@@ -101,6 +103,12 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     return f
 
 
+# What `train` does with a run folder that already holds a checkpoint.
+RESUME = {False: "refuse (a new run)", True: "continue it (it must exist)",
+          "auto": "continue it if it exists, else start"}  # fmt: skip
+RUN_FILES = ("checkpoint.pt", "metrics.json")  # what a run owns: --overwrite removes these
+
+
 def train(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -108,18 +116,75 @@ def train(
     val_source,
     out_dir: str | Path,
     *,
-    resume: bool = False,
+    resume: bool | str = False,
+    overwrite: bool = False,
     max_steps: int | None = None,
     quiet: bool = False,
 ) -> dict:
-    """Train and write `out_dir/checkpoint.pt` and `out_dir/metrics.json`; return metrics."""
+    """Train and write `out_dir/checkpoint.pt` and `out_dir/metrics.json`; return metrics.
+
+    The run folder is locked while training (a second process on it is refused). An existing
+    run is continued with `resume` (exactly: data order and every random state are restored,
+    also after a stop in the middle of an epoch) or replaced with `overwrite`.
+    """
     check_mode(model_cfg, train_cfg)
+    if resume not in RESUME:
+        raise ValueError(f"resume must be one of {list(RESUME)}")
+    if resume and overwrite:
+        raise FanEdgeError("--resume continues the run and --overwrite replaces it: choose one")
+    if max_steps is not None and max_steps < 1:
+        raise FanEdgeError(f"--max-steps must be >= 1, got {max_steps}")
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
     env = setup_distributed()
+    if env.main:
+        ensure_folder(out_dir, "run folder")
+    with locked(out_dir, "training") if env.main else contextlib.nullcontext():
+        ckpt = _claim_run(out_dir, model_cfg, train_cfg, resume=resume,
+                          overwrite=overwrite and env.main)  # fmt: skip
+        return _train(model_cfg, train_cfg, train_source, val_source, out_dir, env, ckpt,
+                      max_steps=max_steps, quiet=quiet)  # fmt: skip
+
+
+def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
+               resume: bool | str, overwrite: bool) -> dict | None:  # fmt: skip
+    """The checkpoint to continue (None: a new run), after checking it may be continued."""
+    ckpt_path = out_dir / "checkpoint.pt"
+    if not ckpt_path.exists():
+        if resume is True:
+            raise FanEdgeError(f"nothing to resume in {out_dir} (no checkpoint.pt): drop "
+                               "--resume to start a new run there")  # fmt: skip
+        return None
+    if overwrite:
+        for name in RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+        return None
+    if not resume:
+        raise FanEdgeError(f"{out_dir} already holds a run: pass --resume to continue it, "
+                           "--overwrite to replace it, or choose another --out")  # fmt: skip
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt["model_config"] != model_cfg.to_dict():
+        raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
+                           "resume with the same options or choose a new --out")  # fmt: skip
+    old = ckpt["train_config"]
+    recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
+    changed = [k for k in recipe if k in old and old[k] != getattr(train_cfg, k)]
+    old_data = old.get("extra", {}).get("data", {})
+    new_data = train_cfg.extra.get("data", {})
+    changed += [f"data ({k})" for k in sorted(set(old_data) & set(new_data))
+                if old_data[k] != new_data[k]]  # fmt: skip
+    if changed:
+        raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "
+                           "resume with the same options or choose a new --out")  # fmt: skip
+    return ckpt
+
+
+def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_source,
+           out_dir: Path, env: DistEnv, ckpt: dict | None, *, max_steps: int | None,
+           quiet: bool) -> dict:  # fmt: skip
+    ckpt_path = out_dir / "checkpoint.pt"
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
-    if train_cfg.init and not (resume and ckpt_path.exists()):
+    if ckpt is None and train_cfg.init:
         report = init_from(model, train_cfg.init)
         if env.main and not quiet:
             print(f"initialised {report['loaded']} tensors from {train_cfg.init}; "
@@ -143,11 +208,14 @@ def train(
 
     ds = ClipDataset(train_source, model_cfg.frames, model_cfg.input_size, model_cfg.mean,
                      model_cfg.std, train=True, seed=train_cfg.seed)  # fmt: skip
-    sampler = DistributedSampler(ds, seed=train_cfg.seed) if env.world > 1 else None
-    gen = torch.Generator().manual_seed(train_cfg.seed)
-    loader = DataLoader(ds, batch_size=train_cfg.batch_size, shuffle=sampler is None,
-                        sampler=sampler, num_workers=train_cfg.workers, drop_last=len(ds) >
+    # The order of an epoch is a function of (seed, epoch) alone, so a resumed run reads the
+    # same batches; `skip` drops those an interrupted epoch already trained on.
+    sampler = ResumableSampler(ds, num_replicas=env.world, rank=env.rank, seed=train_cfg.seed)
+    gen = torch.Generator().manual_seed(train_cfg.seed)  # worker seeds
+    loader = DataLoader(ds, batch_size=train_cfg.batch_size, sampler=sampler,
+                        num_workers=train_cfg.workers, drop_last=len(ds) >
                         train_cfg.batch_size * env.world, generator=gen)  # fmt: skip
+    steps_per_epoch = len(loader)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(
@@ -155,20 +223,10 @@ def train(
          {"params": no_decay, "weight_decay": 0.0}],
         lr=train_cfg.lr, momentum=train_cfg.momentum, nesterov=True,
     )  # fmt: skip
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(train_cfg, len(loader)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(train_cfg, steps_per_epoch))
 
-    history, start_epoch = [], 0
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["model_config"] != model_cfg.to_dict():
-            raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
-                               "resume with the same options or choose a new --out")  # fmt: skip
-        old = ckpt["train_config"]
-        recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
-        changed = [k for k in recipe if k in old and old[k] != getattr(train_cfg, k)]
-        if changed:
-            raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "
-                               "resume with the same options or choose a new --out")  # fmt: skip
+    history, start_epoch, partial = [], 0, None
+    if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -177,25 +235,54 @@ def train(
             gen_step.set_state(ckpt["step_rng"])
         if "distill_gate" in ckpt:
             gate.load_state_dict(ckpt["distill_gate"])
+        if "rng" in ckpt:  # older checkpoints resume, but not exactly
+            _set_rng_state(ckpt["rng"], gen)
+        partial = ckpt.get("partial_epoch")
         if env.main and not quiet:
-            print(f"resuming {ckpt_path} after epoch {start_epoch}")
+            where = f"step {partial['step']} of epoch {start_epoch + 1}" if partial \
+                else f"epoch {start_epoch}"  # fmt: skip
+            print(f"resuming {ckpt_path} after {where}")
+
+    def save(epoch: int, partial_epoch: dict | None = None) -> None:
+        save_checkpoint(
+            ckpt_path,
+            model_config=model_cfg.to_dict(),
+            train_config=train_cfg.to_dict(),
+            classes=classes,
+            state_dict=model.state_dict(),
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            step_rng=gen_step.get_state(),
+            distill_gate=gate.state_dict(),
+            rng=_rng_state(epoch_start_gen),
+            epoch=epoch,
+            partial_epoch=partial_epoch,
+            metrics=history,
+        )
 
     classes = list(train_source.classes)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                         disable=quiet or not env.main, transient=True)  # fmt: skip
-    steps = 0
+    steps, stopped = 0, None
     with progress:
         for epoch in range(start_epoch, train_cfg.epochs):
             ds.set_epoch(epoch)
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            model.train()
+            sampler.set_epoch(epoch)
+            done = partial["step"] if partial else 0
+            sampler.skip = done * train_cfg.batch_size
             t0, loss_sum, seen, frames_seen[0] = time.time(), 0.0, 0, 0
+            if partial:  # the interrupted epoch's sums so far
+                loss_sum, seen, frames_seen[0] = partial["loss_sum"], partial["seen"], \
+                    partial["frames_seen"]  # fmt: skip
+                t0 -= partial["seconds"]
+            partial = None
+            epoch_start_gen = gen.get_state()  # iterating the loader draws from it
+            model.train()
             task = progress.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}",
-                                     total=len(loader), info="")  # fmt: skip
-            for i, (clips, y) in enumerate(loader):
-                progress_epochs = epoch + i / len(loader)
+                                     total=steps_per_epoch, completed=done, info="")  # fmt: skip
+            for i, (clips, y) in enumerate(loader, start=done):
+                progress_epochs = epoch + i / steps_per_epoch
                 timed = min(1.0, progress_epochs / train_cfg.kd_warmup_epochs) \
                     if train_cfg.kd_warmup_epochs > 0 else 1.0  # fmt: skip
                 ctx.ramp = min(timed, gate.ramp)
@@ -215,9 +302,16 @@ def train(
                 seen += len(y)
                 progress.update(task, advance=1, info=f"loss {loss_sum / seen:.3f}")
                 steps += 1
-                if max_steps is not None and steps >= max_steps:
+                if max_steps is not None and steps >= max_steps and i + 1 < steps_per_epoch:
+                    if env.main:  # stopped inside the epoch: save where, to resume there
+                        save(epoch, {"step": i + 1, "loss_sum": loss_sum, "seen": seen,
+                                     "frames_seen": frames_seen[0],
+                                     "seconds": time.time() - t0})  # fmt: skip
                     break
             progress.remove_task(task)
+            if max_steps is not None and steps >= max_steps and i + 1 < steps_per_epoch:
+                stopped = {"epoch": epoch + 1, "step": i + 1, "of": steps_per_epoch}
+                break
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
                       "lr": sched.get_last_lr()[0], "seconds": time.time() - t0,
                       "frames_seen": frames_seen[0] * env.world}  # fmt: skip
@@ -229,19 +323,8 @@ def train(
                                    device=env.device, progress=progress)  # fmt: skip
                     record["val"] = {str(n): r for n, r in val.items()}
                 history.append(record)
-                save_checkpoint(
-                    ckpt_path,
-                    model_config=model_cfg.to_dict(),
-                    train_config=train_cfg.to_dict(),
-                    classes=classes,
-                    state_dict=model.state_dict(),
-                    optimizer=opt.state_dict(),
-                    scheduler=sched.state_dict(),
-                    step_rng=gen_step.get_state(),
-                    distill_gate=gate.state_dict(),
-                    epoch=epoch + 1,
-                    metrics=history,
-                )
+                epoch_start_gen = gen.get_state()  # the next epoch starts from here
+                save(epoch + 1)
                 write_json(out_dir / "metrics.json", {"model_config": model_cfg.to_dict(),
                            "train_config": train_cfg.to_dict(), "epochs": history})  # fmt: skip
                 if not quiet:
@@ -252,13 +335,42 @@ def train(
                 break
     if env.world > 1:
         dist.destroy_process_group()
-    result = {"epochs": history, "checkpoint": str(ckpt_path)}
+    result = {"epochs": history, "checkpoint": str(ckpt_path), "stopped": stopped}
     warning = plateau_warning(history, model_cfg.num_classes) if env.main else None
     if warning:
         result["warning"] = warning
         if not quiet:
             progress.console.print(f"[bold yellow]warning:[/] {warning}")
     return result
+
+
+class ResumableSampler(DistributedSampler):
+    """The epoch's order from (seed, epoch) alone (also for one process), minus its first
+    `skip` samples: those a run stopped inside the epoch already trained on."""
+
+    skip = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
+def _rng_state(loader_state: torch.Tensor) -> dict:
+    """Every random state a step draws from (dropout: the global one), and the loader's
+    generator as it was when this epoch's iteration began."""
+    state = {"torch": torch.get_rng_state(), "loader": loader_state}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    loader_gen.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _all_ranks(env: DistEnv, correct: torch.Tensor, total: int) -> tuple[float, float]:

@@ -1,0 +1,218 @@
+"""Nothing a user made is lost: overwrites, run locks, leftovers, exact resume (issue 13)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fan_edge import FanEdgeError
+from fan_edge.fileio import atomic_dir, locked, sweep_stale
+from fan_edge.train.api import train_from_options
+from fan_edge.train.checkpoint import load_checkpoint
+
+SMALL = dict(data="synthetic", val=None, preset="tiny", epochs=1, batch_size=4, lr=0.05,
+             kd_lambda=1.0, seed=0, num_videos=8, num_val=4, quiet=True)  # fmt: skip
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def hidden(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("."))
+
+
+# ---- overwrite replaces only what fan-edge made ----------------------------------------
+
+
+def test_export_overwrite_never_deletes_the_folder_holding_its_input(cli, tmp_path,
+                                                                      tiny_checkpoint):  # fmt: skip
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(tiny_checkpoint, mine / "checkpoint.pt")
+    before = tree(mine)
+    code, _, err = cli("export", mine / "checkpoint.pt", "--frames", "4", "--out", mine,
+                       "--overwrite")  # fmt: skip
+    assert code == 1 and err.count("\n") == 1
+    assert "not a bundle" in err or "input" in err
+    assert tree(mine) == before and hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("content", ["user-files", "bundle-plus-user-file", "a-file"])
+def test_export_overwrite_refuses_what_it_did_not_make(cli, tmp_path, tiny_checkpoint,
+                                                        tiny_bundle, content):  # fmt: skip
+    out = tmp_path / "out"
+    if content == "user-files":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    elif content == "bundle-plus-user-file":
+        shutil.copytree(tiny_bundle, out)
+        (out / "notes.txt").write_text("mine")
+    else:
+        out.write_text("mine")
+    before = tree(out) if out.is_dir() else out.read_bytes()
+    code, _, err = cli("export", tiny_checkpoint, "--frames", "4", "--out", out, "--overwrite")
+    assert code == 1 and err.startswith("error:") and err.count("\n") == 1
+    assert (tree(out) if out.is_dir() else out.read_bytes()) == before
+    assert hidden(tmp_path) == []
+
+
+def test_export_overwrite_replaces_a_bundle(cli, tmp_path, tiny_checkpoint, tiny_bundle):
+    out = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, out)
+    (out / "latency.json").write_text("{}")  # measured on the device: the bundle's own file
+    code, _, err = cli("export", tiny_checkpoint, "--frames", "4", "--out", out, "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["fan_4f.onnx"]
+    assert not (out / "latency.json").exists() and hidden(tmp_path) == []
+
+
+def test_export_without_overwrite_refuses_before_loading_anything(cli, tmp_path):
+    (tmp_path / "out").mkdir()
+    code, _, err = cli("export", tmp_path / "missing.pt", "--out", tmp_path / "out")
+    assert code == 1 and "already exists" in err  # the output is checked first
+
+
+def test_synth_overwrite_replaces_only_a_synth_folder(cli, tmp_path):
+    data = tmp_path / "data"
+    assert cli("synth", data, "--num-videos", "2")[0] == 0
+    assert cli("synth", data, "--num-videos", "3", "--overwrite")[0] == 0
+    assert len(list((data / "videos").glob("*.mp4"))) == 3
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "annotations.csv").write_text("path,label\n")
+    code, _, err = cli("synth", user, "--num-videos", "2", "--overwrite")
+    assert code == 1 and "not a synthetic dataset" in err
+    assert tree(user) == {"annotations.csv": b"path,label\n"}
+
+
+def test_atomic_dir_checks_again_after_the_work(tmp_path):
+    """A user file that appears in the target while the work runs is not deleted."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "made.txt").write_text("old")
+
+    def owned(p):
+        return {"made.txt"}
+
+    with pytest.raises(FanEdgeError, match="did not write"), \
+            atomic_dir(out, overwrite=True, owned=owned, kind="thing") as tmp:  # fmt: skip
+        (tmp / "made.txt").write_text("new")
+        (out / "late.txt").write_text("user")
+    assert tree(out) == {"late.txt": b"user", "made.txt": b"old"} and hidden(tmp_path) == []
+
+
+# ---- runs: locked, never replaced silently ---------------------------------------------
+
+
+def test_an_existing_run_needs_resume_or_overwrite(tmp_path):
+    train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    first = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(FanEdgeError, match="already holds a run.*--resume.*--overwrite"):
+        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == first
+    with pytest.raises(FanEdgeError, match="choose one"):
+        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], resume=True,
+                           overwrite=True, **SMALL)  # fmt: skip
+    (tmp_path / "notes.txt").write_text("mine")
+    result = train_from_options(out=tmp_path, mode="fan", frames=[4, 8], overwrite=True,
+                                **SMALL | {"seed": 1})  # fmt: skip
+    assert [e["epoch"] for e in result["epochs"]] == [1]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["train_config"]["seed"] == 1
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # only the run's own files go
+
+
+def test_resume_of_nothing_is_refused(tmp_path):
+    with pytest.raises(FanEdgeError, match="nothing to resume"):
+        train_from_options(out=tmp_path / "new", mode="fan", frames=[4, 8], resume=True,
+                           **SMALL)  # fmt: skip
+    with pytest.raises(FanEdgeError, match="nothing to resume"):
+        train_from_options(out=tmp_path / "st", mode="st", frames=[4, 8], resume=True,
+                           **SMALL)  # fmt: skip
+
+
+def test_resume_with_other_data_is_refused(tmp_path):
+    train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    with pytest.raises(FanEdgeError, match=r"other data \(num_videos\)"):
+        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], resume=True,
+                           **SMALL | {"num_videos": 12})  # fmt: skip
+
+
+def test_a_run_in_use_is_refused(tmp_path):
+    with locked(tmp_path, "training"), pytest.raises(FanEdgeError, match="in use"):
+        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_train_into_a_file_fails_before_training(cli, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli("train", "--out", tmp_path / "file" / "run", "--num-videos", "8",
+                       "--epochs", "1")  # fmt: skip
+    assert code == 1 and ("is a file" in err or "a part of the path" in err)
+
+
+# ---- leftovers ---------------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporaries_of_dead_processes_are_swept(tmp_path):
+    dead, alive = _dead_pid(), os.getpid()
+    (tmp_path / f".bundle.{dead}-x1.tmp").mkdir()
+    (tmp_path / f".bundle.{dead}-x2.old").mkdir()
+    (tmp_path / f".metrics.{dead}-abc.tmp.json").write_text("{")
+    (tmp_path / f".bundle.{alive}-x3.tmp").mkdir()  # still being written
+    (tmp_path / ".config").mkdir()  # not ours
+    sweep_stale(tmp_path)
+    assert hidden(tmp_path) == [".bundle." + f"{alive}-x3.tmp", ".config"]
+
+
+def test_a_terminated_export_leaves_nothing(tmp_path, tiny_checkpoint):
+    """SIGTERM mid-export: no bundle, no temporary folder, a non-zero exit."""
+    out = tmp_path / "bundle"
+    cmd = [sys.executable, "-c", "from fan_edge.cli import main; main()", "export",
+           str(tiny_checkpoint), "--frames", "4", "8", "16", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.time() < deadline, "the export never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- exact resume ------------------------------------------------------------------------
+
+EXACT = SMALL | {"epochs": 2, "num_videos": 12, "val": "synthetic"}  # 3 steps an epoch
+
+
+def _trained(out: Path, stops: list[int]) -> tuple[list, dict]:
+    """Train in pieces of `stops` steps (the last piece runs to the end), resuming each."""
+    for i, steps in enumerate([*stops, None]):
+        train_from_options(out=out, mode="fan", frames=[4, 8], resume=i > 0,
+                           max_steps=steps, **EXACT)  # fmt: skip
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    return ckpt["metrics"], ckpt["state_dict"]
+
+
+@pytest.mark.parametrize("stops", [[2], [3], [1, 3]], ids=["mid-epoch", "epoch-end", "twice"])
+def test_an_interrupted_run_resumes_exactly(tmp_path, stops):
+    """Loss by loss and weight by weight the same as the run that was never stopped."""
+    whole, weights = _trained(tmp_path / "whole", [])
+    pieces, resumed = _trained(tmp_path / "pieces", stops)
+    assert [e["train_loss"] for e in pieces] == [e["train_loss"] for e in whole]
+    assert [e["val"] for e in pieces] == [e["val"] for e in whole]
+    assert [e["frames_seen"] for e in pieces] == [e["frames_seen"] for e in whole]
+    assert all(torch.equal(weights[k], resumed[k]) for k in weights)
