@@ -182,8 +182,11 @@ def train(
     for r in result.get("runs", {"": result}).values():
         if r.get("stopped"):
             s = r["stopped"]
-            console.print(f"stopped at step {s['step']} of {s['of']} in epoch {s['epoch']}: "
-                          f"{r['checkpoint']} holds it; continue with --resume")  # fmt: skip
+            where = (f"stopped at step {s['step']} of {s['of']} in epoch {s['epoch']}: "
+                     f"{r['checkpoint']} holds it; continue with --resume")  # fmt: skip
+            if s["signal"]:
+                raise FanEdgeError(f"{s['signal']}: {where}")
+            console.print(where)
     if runs:  # what the model(s) cost to train, to compare FAN with ST at equal compute
         minutes = sum(e["seconds"] for r in runs for e in r["epochs"]) / 60
         frames = sum(e.get("frames_seen", 0) for r in runs for e in r["epochs"]) / 1e6

@@ -8,6 +8,8 @@ import contextlib
 import itertools
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,7 +267,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
                         TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                         disable=quiet or not env.main, transient=True)  # fmt: skip
     steps, stopped = 0, None
-    with progress:
+    with progress, stop_requests() as stop:
         for epoch in range(start_epoch, train_cfg.epochs):
             ds.set_epoch(epoch)
             sampler.set_epoch(epoch)
@@ -302,15 +304,17 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
                 seen += len(y)
                 progress.update(task, advance=1, info=f"loss {loss_sum / seen:.3f}")
                 steps += 1
-                if max_steps is not None and steps >= max_steps and i + 1 < steps_per_epoch:
+                halt = stop.signal or (max_steps is not None and steps >= max_steps)
+                if halt and i + 1 < steps_per_epoch:
                     if env.main:  # stopped inside the epoch: save where, to resume there
                         save(epoch, {"step": i + 1, "loss_sum": loss_sum, "seen": seen,
                                      "frames_seen": frames_seen[0],
                                      "seconds": time.time() - t0})  # fmt: skip
+                    stopped = {"epoch": epoch + 1, "step": i + 1, "of": steps_per_epoch,
+                               "signal": stop.signal}  # fmt: skip
                     break
             progress.remove_task(task)
-            if max_steps is not None and steps >= max_steps and i + 1 < steps_per_epoch:
-                stopped = {"epoch": epoch + 1, "step": i + 1, "of": steps_per_epoch}
+            if stopped:
                 break
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
                       "lr": sched.get_last_lr()[0], "seconds": time.time() - t0,
@@ -331,7 +335,10 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
                     progress.console.print(_epoch_line(record))
             if env.world > 1:
                 dist.barrier()
-            if max_steps is not None and steps >= max_steps:
+            if stop.signal and epoch + 1 < train_cfg.epochs:
+                stopped = {"epoch": epoch + 1, "step": steps_per_epoch, "of": steps_per_epoch,
+                           "signal": stop.signal}  # fmt: skip
+            if stopped or (max_steps is not None and steps >= max_steps):
                 break
     if env.world > 1:
         dist.destroy_process_group()
@@ -342,6 +349,33 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
         if not quiet:
             progress.console.print(f"[bold yellow]warning:[/] {warning}")
     return result
+
+
+class StopRequests:
+    signal: str | None = None  # the name of the signal that asked training to stop
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """Ctrl-C or SIGTERM stops training after the current step, which is saved (and
+    resumes exactly); a second one stops at once. Only the main thread can take signals."""
+    stop = StopRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.signal:
+            raise KeyboardInterrupt
+        stop.signal = signal.Signals(signum).name
+        print(f"\n{stop.signal}: stopping after this step (again to stop at once)", flush=True)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 class ResumableSampler(DistributedSampler):

@@ -193,6 +193,29 @@ def test_a_terminated_export_leaves_nothing(tmp_path, tiny_checkpoint):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_terminated_run_saves_its_last_step_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["--num-videos", "48", "--num-val", "8", "--epochs", "3", "--batch-size", "4"]
+    cmd = [sys.executable, "-c", "from fan_edge.cli import main; main()", "train", "--out",
+           str(out), *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "metrics.json").exists():  # epoch 1 is done: epoch 2 is running
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 1 and err.startswith("error: SIGTERM: stopped at step"), err
+    assert "continue with --resume" in err
+    saved = load_checkpoint(out / "checkpoint.pt")
+    assert saved["epoch"] >= 1 and hidden(out) == []
+    result = train_from_options(out=out, mode="fan", frames=None, data="synthetic", val=None,
+                                preset="tiny", epochs=3,
+                                batch_size=4, lr=0.1, kd_lambda=1.0, seed=0, num_videos=48,
+                                num_val=8, resume=True, quiet=True)  # fmt: skip
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
+
+
 # ---- exact resume ------------------------------------------------------------------------
 
 EXACT = SMALL | {"epochs": 2, "num_videos": 12, "val": "synthetic"}  # 3 steps an epoch
