@@ -64,15 +64,16 @@ def export(
 
 
 def _add_engines(path: Path, *, fp16: bool, strip: bool) -> None:
+    import json
+
     from exporters.tensorrt import build_engines
-    from fan_edge.bundle import MANIFEST, file_record
+    from fan_edge.bundle import MANIFEST, Bundle, file_record, seal
     from fan_edge.fileio import write_json
 
     engines = build_engines(path, fp16=fp16, strip=strip)
-    import json
-
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["engines"] = engines
     for e in engines:
         manifest["files"][e["file"]] = file_record(path / e["file"])
-    write_json(path / MANIFEST, manifest)
+    write_json(path / MANIFEST, seal(manifest))  # re-sealed: the engines are part of it
+    Bundle(path)  # the engine entries pass the runtime's checks

@@ -95,7 +95,7 @@ def export_onnx_bundle(
             log(f"  verified {rec['file']}: max |ORT - PyTorch| = {rec['max_abs_diff']:.2e}")
         manifest = _manifest(cfg, ckpt, checkpoint, records, fold)
         manifest["files"] = {p.name: file_record(p) for p in sorted(tmp.iterdir())}
-        write_json(tmp / MANIFEST, seal(manifest))
+        write_json(tmp / MANIFEST, seal(manifest))  # records the manifest's own sha256
         Bundle(tmp)  # the runtime's own checks, before the bundle appears
     return out
 

@@ -121,7 +121,7 @@ def owned_files(path: Path) -> set[str] | None:
         if not isinstance(m, dict) or m.get("schema") != SCHEMA:
             return None
         return {MANIFEST, *DEVICE_FILES, *map(str, m["files"])}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
@@ -138,7 +138,8 @@ def _show(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _name(at: str, key) -> str:
+def field_name(at: str, key) -> str:
+    """`at.key` or `at[key]`: a field as error messages name it."""
     if isinstance(key, int):
         return f"{at}[{key}]"
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):
@@ -169,7 +170,7 @@ class Fields:
 
     def get(self, obj, key, at: str = ""):
         if isinstance(obj, dict) and key not in obj:
-            self.fail(_name(at, key), "is missing")
+            self.fail(field_name(at, key), "is missing")
         return obj[key]
 
     def _check(self, ok: bool, value, name: str, want: str):
@@ -179,41 +180,42 @@ class Fields:
 
     def mapping(self, obj, key, at: str = "") -> dict:
         v = self.get(obj, key, at)
-        return self._check(isinstance(v, dict), v, _name(at, key), "a JSON object")
+        return self._check(isinstance(v, dict), v, field_name(at, key), "a JSON object")
 
     def items(self, obj, key, at: str = "", length: int | None = None) -> list:
         v = self.get(obj, key, at)
         ok = isinstance(v, list) and (length is None or len(v) == length)
-        return self._check(ok, v, _name(at, key), f"a list of {length}" if length else "a list")
+        want = f"a list of {length}" if length else "a list"
+        return self._check(ok, v, field_name(at, key), want)
 
     def text(self, obj, key, at: str = "", choices: tuple | None = None) -> str:
         v = self.get(obj, key, at)
         ok = isinstance(v, str) and bool(v) and (choices is None or v in choices)
         want = f"one of {', '.join(map(_show, choices))}" if choices else "a non-empty string"
-        return self._check(ok, v, _name(at, key), want)
+        return self._check(ok, v, field_name(at, key), want)
 
     def flag(self, obj, key, at: str = "") -> bool:
         v = self.get(obj, key, at)
-        return self._check(isinstance(v, bool), v, _name(at, key), "true or false")
+        return self._check(isinstance(v, bool), v, field_name(at, key), "true or false")
 
     def integer(self, obj, key, at: str = "", lo: int = 0, hi: int | None = None) -> int:
         v = self.get(obj, key, at)
         ok = type(v) is int and v >= lo and (hi is None or v <= hi)
         want = f"an integer {f'in {lo}..{hi}' if hi is not None else f'>= {lo}'}"
-        return self._check(ok, v, _name(at, key), want)
+        return self._check(ok, v, field_name(at, key), want)
 
     def number(self, obj, key, at: str = "", *, positive: bool = False) -> float:
         """A finite number, >= 0 (or > 0 if `positive`)."""
         v = self.get(obj, key, at)
         f = _finite(v)
         ok = f is not None and (f > 0 if positive else f >= 0)
-        self._check(ok, v, _name(at, key), f"a finite number {'>' if positive else '>='} 0")
+        self._check(ok, v, field_name(at, key), f"a finite number {'>' if positive else '>='} 0")
         return f
 
     def real(self, obj, key, at: str = "") -> float:
         """Any finite number."""
         v = self.get(obj, key, at)
-        self._check(_finite(v) is not None, v, _name(at, key), "a finite number")
+        self._check(_finite(v) is not None, v, field_name(at, key), "a finite number")
         return _finite(v)
 
 
@@ -288,7 +290,12 @@ class Bundle:
             p = self.path / name
             if p.is_symlink() or not p.is_file():
                 raise FanEdgeError(f"{self.path}: missing file {name}: re-export the bundle")
-            if p.stat().st_size != size or sha256_file(p) != digest:
+            try:
+                same = p.stat().st_size == size and sha256_file(p) == digest
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+                raise FanEdgeError(f"{self.path}: cannot read {name} ({reason})") from None
+            if not same:
                 raise FanEdgeError(f"{self.path}: {name} is corrupt or modified (sha256 mismatch): "
                                    "re-export or re-copy the bundle")  # fmt: skip
         size = self.input["size"]
@@ -310,7 +317,7 @@ class Bundle:
             if len(g.output_dims) != 2 or g.output_dims[1] != len(self.classes):
                 raise FanEdgeError(
                     f"{self.path}: {s.file} outputs {_dims(g.output_dims)} but the manifest's "
-                    f"classes list {len(self.classes)}: {RE_EXPORT}"
+                    f"classes name {len(self.classes)}: {RE_EXPORT}"
                 )
 
     def subnetwork_for(self, num_frames: int) -> Subnetwork:
@@ -338,7 +345,7 @@ def _read_manifest(mpath: Path) -> dict:
         raise FanEdgeError(f"{mpath}: schema_version must be >= 1, got {version}: {RE_EXPORT}")
     if version > SCHEMA_VERSION:
         raise FanEdgeError(f"{mpath}: bundle schema {version} is newer than this fan-edge "
-                           f"understands ({SCHEMA_VERSION}): upgrade fan-edge or re-export")  # fmt: skip
+                           "understands: upgrade fan-edge or re-export")  # fmt: skip
     if version < SCHEMA_VERSION:
         raise FanEdgeError(f"{mpath}: bundle schema {version} was made by an older fan-edge "
                            "(its manifest is not hashed): re-export the bundle")  # fmt: skip
@@ -387,7 +394,7 @@ def _classes(c: Fields, m: dict) -> list[str]:
     for i in range(len(classes)):
         c.text(classes, i, "classes")
     if len(classes) < 2:
-        c.fail("classes", f"must name at least 2 classes, got {len(classes)}")
+        c.fail("classes", f"must name at least 2, got {len(classes)}")
     if len(set(classes)) != len(classes):
         c.fail("classes", "repeat a class name")
     return list(classes)
@@ -411,11 +418,19 @@ def _input(c: Fields, m: dict) -> dict:
     return dict(spec)
 
 
+def _relative(name: str) -> bool:
+    """A plain relative path: no absolute path, no `.`/`..`, no empty part, NUL or backslash."""
+    bad = "\0" in name or "\\" in name or len(name) > 1024
+    return not bad and all(p not in ("", ".", "..") and len(p) <= 255 for p in name.split("/"))
+
+
 def _files(c: Fields, m: dict) -> dict[str, tuple[int, str]]:
     files = c.mapping(m, "files")
     out = {}
     for name in files:
-        at = _name("files", name)
+        at = field_name("files", name)
+        if not _relative(name):
+            c.fail(at, "must name a file inside the bundle")
         c.mapping(files, name, "files")
         size = c.integer(files[name], "bytes", at)
         digest = c.text(files[name], "sha256", at)
@@ -439,8 +454,8 @@ def _weights_and_engines(c: Fields, m: dict, frames: tuple[int, ...]) -> None:
         at, e = f"engines[{i}]", engines[i]
         n = c.integer(e, "frames", at, 1, MAX_FRAMES)
         if n not in frames or n in seen:
-            c.fail(f"{at}.frames", f"must be one sub-network's frame count ({frames}), once; "
-                                   f"got {n}")  # fmt: skip
+            c.fail(f"{at}.frames", "must be one sub-network's frame count "
+                                   f"({', '.join(map(str, frames))}), once; got {n}")  # fmt: skip
         seen.add(n)
         c.text(e, "file", at)
         if "precision" in e:

@@ -70,6 +70,12 @@ class Preset(str, Enum):
     r50 = "r50"
 
 
+# Ranges of numeric options: typer refuses a value outside one as a usage error (exit code 2).
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+# Frame sizes (synth) and input sizes (flops), in pixels: below 16 a clip shows nothing; above
+# 1024 one synthetic clip or one counting pass takes gigabytes.
+MIN_SIZE, MAX_SIZE = 16, 1024
+
 FramesOpt = Annotated[
     list[int] | None,
     typer.Option("--frames", help="Frame counts, e.g. --frames 4 8 16.", show_default=False),
@@ -85,6 +91,21 @@ def _table(title: str, columns: list[str], rows: list[list]) -> Table:
     for r in cells:
         t.add_row(*r)
     return t
+
+
+def check_output_path(path: Path, what: str, *, folder: bool = False) -> None:
+    """Before the work, creating nothing: `path` can be written later as a file (or made as a
+    folder, with `folder`). A failed command leaves no empty folders behind; the errors are
+    `fileio`'s one-liners."""
+    from fan_edge.fileio import check_output_file, ensure_folder
+
+    if path.exists():
+        (ensure_folder if folder else check_output_file)(path, what)  # creates nothing here
+        return
+    place = path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    ensure_folder(place, f"the folder of {what}")  # exists: only checked
 
 
 def _is_number(text: str) -> bool:
@@ -146,7 +167,8 @@ def train(
         float,
         typer.Option(help="mixed / proportional: probability of the mixed / high-count clip."),
     ] = 0.5,
-    seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.",
+                                      min=0, max=MAX_SEED)] = 0,  # fmt: skip
     num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1)] = 2000,
     num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1)] = 500,
     specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = True,
@@ -163,7 +185,8 @@ def train(
         False),  # fmt: skip
     overwrite: Annotated[bool, typer.Option(
         help="Replace the run in --out (its checkpoint.pt and metrics.json).")] = False,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).",
+                                                  min=1)] = None,  # fmt: skip
 ) -> None:
     """Train one FAN checkpoint (or a baseline: standard, st, mixed, proportional)."""
     from fan_edge.train.api import train_from_options
@@ -215,6 +238,8 @@ def eval_(
     """Top-1/top-5 per frame count, each served by the nearest sub-network (or model)."""
     from fan_edge.train.api import evaluate_checkpoint
 
+    if json_out:
+        check_output_path(json_out, "--json file")  # before the evaluation, not after
     report = evaluate_checkpoint(checkpoints, frames or [2, 4, 6, 8, 12, 16, 20], data,
                                  batch_size, ensemble=ensemble)  # fmt: skip
     rows = [[n, r["subnet_frames"], r["top1"], r["top5"], r["num_clips"]]
@@ -233,7 +258,8 @@ def eval_(
 def flops(
     preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.r50,
     frames: FramesOpt = None,
-    size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).")] = None,
+    size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).",
+                                            min=MIN_SIZE, max=MAX_SIZE)] = None,  # fmt: skip
     classes: Annotated[int, typer.Option(help="Number of classes (Sth-Sth V1: 174).")] = 174,
     checkpoint: Annotated[Path | None, typer.Option(help="Use this checkpoint's model.")] = None,
 ) -> None:
@@ -354,10 +380,15 @@ def run(
                            "--bundle")  # fmt: skip
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise FanEdgeError(f"cannot write {output}: use a {FORMATS} file")
+    if frames is not None and budget is not None:
+        raise FanEdgeError("--frames and --budget both choose the sub-network: choose one "
+                           f"(--frames {frames} or --budget {budget})")  # fmt: skip
     if budget is not None:
         from fan_edge.runtime import parse_budget
 
         parse_budget(budget)  # a bad budget is one error, not one per input
+    if output is not None:
+        check_output_path(output, "--output file")  # before the work, not after
     predictor = Predictor(bundle, backend=backend.value, eager=eager, decoder=decoder.value,
                           budget_for=budget_for.value)  # fmt: skip
     paths = expand_inputs(inputs)
@@ -452,6 +483,14 @@ def bench_(
     from fan_edge.runtime.bench import bench
 
     codecs = tuple(codec or ["h264"]) if decode else ()
+    if save and bundle.is_dir():  # before minutes of timing: the profile must be writable
+        from fan_edge.runtime.profile import PROFILE_FILE
+
+        try:
+            check_output_path(bundle / PROFILE_FILE, "latency profile")
+        except FanEdgeError as e:
+            raise FanEdgeError(f"{e} (bench saves the profile in the bundle: copy the bundle "
+                               "somewhere writable, or pass --no-save)") from None  # fmt: skip
     with Progress(transient=True, disable=json_out) as progress:
         prof = bench(bundle, backend=backend.value, batch=batch, iters=iters, video=video,
                      save=save, codecs=codecs, progress=progress)  # fmt: skip
@@ -483,15 +522,41 @@ def bench_(
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],
     num_videos: Annotated[int, typer.Option(help="Number of clips.", min=1)] = 200,
-    seed: Annotated[int, typer.Option(help="Seed (clips are a pure function of it).")] = 0,
-    size: Annotated[int, typer.Option(help="Frame size in pixels.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed (clips are a pure function of it).", min=0,
+                                      max=MAX_SEED)] = 0,  # fmt: skip
+    size: Annotated[int, typer.Option(help="Frame size in pixels.", min=MIN_SIZE,
+                                      max=MAX_SIZE)] = 32,  # fmt: skip
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Write the synthetic temporal-action dataset as real .mp4 files + annotations.csv."""
     from fan_edge.data.export import write_synthetic
 
+    check_free_space(out, synth_bytes(num_videos, size), "--num-videos or --size")
     path = write_synthetic(out, num_videos=num_videos, seed=seed, size=size, overwrite=overwrite)
     console.print(f"wrote {num_videos} videos and {path}")
+
+
+def synth_bytes(num_videos: int, size: int) -> int:
+    """A generous estimate of what `synth` writes: the clips' noise defeats H.264, which
+    keeps about 0.1 byte per RGB byte (measured, 16 to 512 px; 0.2 counted here), up to 40
+    frames a clip."""
+    return num_videos * (40 * size * size * 3 // 5 + 8192)
+
+
+def check_free_space(out: Path, need: int, lower: str) -> None:
+    """Refuse before the work if the file system that will hold `out` has less than `need`."""
+    import shutil
+
+    place = out.absolute()
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        free = shutil.disk_usage(place).free
+    except OSError:
+        return  # the output check names the problem
+    if need > free:
+        raise FanEdgeError(f"{out} would take about {need / 1e9:.1f} GB but {place} has "
+                           f"{free / 1e9:.1f} GB free: lower {lower}, or write elsewhere")
 
 
 @app.command()
@@ -541,6 +606,9 @@ def bn_shift(
     from fan_edge.analysis.bn_shift import bn_shift_report, plot_bn_shift
     from fan_edge.fileio import write_json
 
+    check_output_path(out, "--out folder", folder=True)  # before the work, not after
+    for name in ("bn_shift.json", "bn_shift.png"):
+        check_output_path(out / name, "--out file")
     report = bn_shift_report(checkpoints, live=live, frames=frames, clips=clips, data=data)
     comps = report["comparisons"]
     names = [r["layer"] for r in comps[0]["layers"]]
@@ -570,13 +638,19 @@ def main(argv: list[str] | None = None) -> None:
         # `kill` unwinds like Ctrl-C, so temporary files are removed on the way out
         signal.signal(signal.SIGTERM, _terminated)
     try:
-        app(args=args, prog_name="fan-edge")
+        code = app(args=args, prog_name="fan-edge", standalone_mode=False)
     except FanEdgeError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    except typer.TyperException as e:  # a usage error: one line too, not typer's box
+        message = e.format_message() if hasattr(e, "format_message") else "aborted"
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        if message:  # (no message: the help was shown)
+            typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(getattr(e, "exit_code", 1))
+    if isinstance(code, int) and code:  # typer.Exit(n), Ctrl-C (130)
+        sys.exit(code)
 
 
 def _terminated(signum, frame) -> None:

@@ -1,6 +1,7 @@
 """Small frozen configs. They are stored in checkpoints and bundles as plain dicts."""
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from fan_edge.errors import FanEdgeError
@@ -90,8 +91,18 @@ class TrainConfig:
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise FanEdgeError("epochs and batch size must be >= 1")
-        if self.lr <= 0:
-            raise FanEdgeError(f"learning rate must be positive, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise FanEdgeError(f"--lr must be a finite number > 0, got {self.lr}")
+        # nan fails every comparison, so each check is written to fail for it
+        for flag, value in (("--lambda", self.kd_lambda), ("--kd-warmup", self.kd_warmup_epochs),
+                            ("momentum", self.momentum), ("weight decay", self.weight_decay),
+                            ("warmup epochs", self.warmup_epochs)):  # fmt: skip
+            if not (math.isfinite(value) and value >= 0):
+                raise FanEdgeError(f"{flag} must be a finite number >= 0, got {value}")
+        if not 0 <= self.seed < 2**32:
+            raise FanEdgeError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if self.workers < 0:
+            raise FanEdgeError(f"--workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.kd_gate <= 1.0:
             raise FanEdgeError(f"--kd-gate is a fraction of the way from chance to 100% top-1: "
                                f"give a value in [0, 1] (0: distil from the first step), got "

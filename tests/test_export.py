@@ -10,7 +10,7 @@ import torch
 
 from exporters import export
 from fan_edge import FanEdgeError
-from fan_edge.bundle import MANIFEST, Bundle, file_record
+from fan_edge.bundle import MANIFEST, Bundle, file_record, seal
 from fan_edge.train.checkpoint import load_model
 
 FRAMES = [4, 6, 8, 16, 20]  # 6 and 20 are not trained: nearest sub-network, run at that T
@@ -132,7 +132,7 @@ def test_external_data_path_escaping_the_bundle_is_refused(bundle, tmp_path):
     onnx.save_model(g, str(b / "fan_4f.onnx"))
     m = json.loads((b / MANIFEST).read_text())
     m["files"]["fan_4f.onnx"] = file_record(b / "fan_4f.onnx")  # a consistent forgery
-    (b / MANIFEST).write_text(json.dumps(m))
+    (b / MANIFEST).write_text(json.dumps(seal(m)))
     with pytest.raises(FanEdgeError, match="outside"):
         Bundle(b)
 
@@ -171,10 +171,10 @@ def test_trt_options_need_the_trt_engine(cli, tiny_checkpoint, tmp_path):
 
 
 def _forge(b, edit):
-    """Apply `edit` to the manifest and keep its own bookkeeping consistent."""
+    """Apply `edit` to the manifest and keep its own bookkeeping (its sha256) consistent."""
     m = json.loads((b / MANIFEST).read_text())
     edit(m)
-    (b / MANIFEST).write_text(json.dumps(m))
+    (b / MANIFEST).write_text(json.dumps(seal(m)))
 
 
 def test_weights_file_outside_the_bundle_is_refused(bundle, tmp_path):

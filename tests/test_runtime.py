@@ -14,7 +14,8 @@ import pytest
 from fan_edge import FanEdgeError
 from fan_edge.bundle import Bundle
 from fan_edge.runtime import Budget, Predictor, choose_subnetwork, parse_budget
-from fan_edge.runtime.profile import device_name, profile_key, write_profile
+from fan_edge.runtime.decode_cost import FEATURES
+from fan_edge.runtime.profile import default_threads, device_name, write_profile
 
 
 @pytest.mark.parametrize("text,kind,value", [
@@ -81,11 +82,21 @@ def test_frames_budget_uses_the_nearest_graph(n, frames):
     assert choose_subnetwork(BUNDLE, Budget("frames", n)).subnetwork.frames == frames
 
 
+def save_profile(bundle, p50_ms: dict, decode=None, **fields):
+    """A profile as `bench` writes it: this device, ort-cpu, batch 1, the default threads."""
+    stats = {str(n): {"p50_ms": ms, "p90_ms": ms, "p99_ms": ms, "runs": 1}
+             for n, ms in p50_ms.items()}  # fmt: skip
+    profile = {"device": device_name("ort-cpu"), "backend": "ort-cpu", "precision": "fp32",
+               "batch": 1, "threads": default_threads(), "size": bundle.input["size"],
+               "subnetworks": stats, **fields}  # fmt: skip
+    if decode is not None:
+        profile["decode"] = {"features": list(FEATURES), **decode}
+    return write_profile(bundle, profile)
+
+
 def test_latency_profile_round_trips_through_the_bundle(tiny_bundle, tmp_path, example_video):
     b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
-    key = profile_key(device_name("ort-cpu"), "ort-cpu")
-    write_profile(b, key, {"subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0},
-                                           "16": {"p50_ms": 4.0}}})  # fmt: skip
+    save_profile(b, {4: 1.0, 8: 2.0, 16: 4.0})
     Bundle(b.path)  # the profile file does not break the integrity check
     p = Predictor(b.path, backend="ort-cpu", budget_for="network")
     assert p.predict(example_video, budget="3ms").frames == 8
@@ -105,12 +116,10 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
         decoded = {n: v.plan(n).decoded for n in (4, 8, 16)}
         codec = v.index.codec
     assert decoded[4] < decoded[8] < decoded[16], decoded
-    profile = {
-        "subnetworks": {"4": {"p50_ms": 1.0}, "8": {"p50_ms": 2.0}, "16": {"p50_ms": 4.0}},
-        "decode": {"codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0, 0.0, 0.0]},
-                   "preprocess_ms_per_frame": 0.0},
-    }  # fmt: skip
-    write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
+    latency = {4: 1.0, 8: 2.0, 16: 4.0}
+    decode = {"codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0, 0.0, 0.0]},
+              "preprocess_ms_per_frame": 0.0}  # fmt: skip
+    save_profile(b, latency, decode)
     p = Predictor(b.path, backend="ort-cpu")
     r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
     assert r.frames == 8 and r.predicted["decoded_frames"] == decoded[8]
@@ -120,16 +129,15 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
     with pytest.raises(FanEdgeError, match="cheapest sub-network is 4 frames: decode ~"):
         p.predict(example_video, budget=f"{decoded[4] - 0.5}s")
     # a codec the profile lacks is priced as one it has, and the reason says so
-    profile["decode"]["codecs"] = {"vp9": profile["decode"]["codecs"][codec]}
-    write_profile(b, profile_key(device_name("ort-cpu"), "ort-cpu"), profile)
+    decode["codecs"] = {"vp9": decode["codecs"][codec]}
+    save_profile(b, latency, decode)
     r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
     assert r.frames == 8 and f"{codec}: vp9 cost assumed" in r.reason
 
 
 def test_profile_of_another_device_is_not_used_silently(tiny_bundle, tmp_path, example_video):
     b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
-    write_profile(b, profile_key("Jetson AGX Orin", "trt", "fp16"),
-                  {"subnetworks": {"4": {"p50_ms": 1.0}}})  # fmt: skip
+    save_profile(b, {4: 1.0}, device="Jetson AGX Orin", backend="trt", precision="fp16")
     with pytest.raises(FanEdgeError, match="measured elsewhere.*fan-edge bench"):
         Predictor(b.path, backend="ort-cpu").predict(example_video, budget="3ms")
 

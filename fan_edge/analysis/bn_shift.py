@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from fan_edge.config import ModelConfig
 from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
+from fan_edge.frames import validate_frame_set
 from fan_edge.models import FrameAdaptiveNet
 
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer -> (mean, var) per channel
@@ -136,12 +137,14 @@ def bn_shift_report(
     if not 1 <= len(checkpoints) <= 2 or (live and len(checkpoints) != 1):
         raise FanEdgeError("give one checkpoint (a FAN, or any model with --live) or two "
                            "checkpoints to compare")  # fmt: skip
+    if live and frames:
+        validate_frame_set(frames)  # distinct and >= 1, before loading anything
     loaded = [load_model(p) for p in checkpoints]
     model, ckpt = loaded[0]
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     pairs: list[tuple[str, str, Stats, Stats]] = []
     if live:
-        counts = list(frames or (4, 16))
+        counts = list(frames or (4, 16))  # in the order given: each against the last
         if len(counts) < 2:
             raise FanEdgeError("--live compares frame counts: pass two or more, e.g. --frames 4 16")
         _, source = validation_source(checkpoints[0], ckpt, data)

@@ -3,9 +3,17 @@
 A *source* knows its videos (`__len__`, `classes`, `label(i)`, `num_frames(i)`,
 `read(i, indices)`); `ClipDataset` turns it into (clips, label) where `clips` is a tuple with
 one (T_k, 3, H, W) float tensor per requested frame count, all sharing one spatial crop.
+A source with `resizes_on_read = True` takes `read(i, indices, short_side)` and resizes each
+frame as it is read, so memory is bounded by the model's input, not the video's size.
+
+Clips shorter than 2 frames are refused, by the rule `fan-edge run` applies
+(`runtime.video.source.too_short`): a clip the runtime would refuse must not be trained on.
+Refused, not skipped: a silently smaller dataset is worse than an error naming the clip.
+Videos are refused when the shared reader opens them; frame lists as they are parsed.
 """
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,27 @@ from fan_edge.data.transforms import crop, eval_transform, normalize, resize_sho
 from fan_edge.data.video import count_frames, list_frame_files, read_image_frames, read_video_frames
 from fan_edge.errors import FanEdgeError
 
+# Integer labels index the class list: a larger one is a typo, not a class (and a list of
+# that many class names would not fit in memory).
+MAX_CLASSES = 100_000
+
+
+def _count(text: str) -> int | None:
+    """`text` as a non-negative integer if it is one (ASCII digits), else None. Numbers too
+    long for `int()` to parse (4300+ digits) count as 10**18: too large for any use here."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if len(text) <= 18 else 10**18
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FanEdgeError(f"{path} is not a text {what}: {e}") from None
+    except OSError as e:
+        raise FanEdgeError(f"cannot read {path}: {e.strerror or e}") from None
+
 
 class VideoCSV:
     """A folder of video files listed in a CSV with columns `path,label`.
@@ -34,8 +63,11 @@ class VideoCSV:
         self.csv_path = Path(csv_path)
         if not self.csv_path.is_file():
             raise FanEdgeError(f"no such annotation file: {self.csv_path}")
-        with self.csv_path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+        text = _read_text(self.csv_path, "CSV (path,label)")
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as e:
+            raise FanEdgeError(f"{self.csv_path} is not a text CSV (path,label): {e}") from None
         if not rows or not {"path", "label"} <= set(rows[0]):
             raise FanEdgeError(f"{self.csv_path}: need a header 'path,label' and at least one row")
         root = self.csv_path.parent
@@ -46,17 +78,24 @@ class VideoCSV:
         names = [r["label"].strip() for r in rows]
         listed = root / "classes.txt"
         if classes is None and listed.is_file():
-            classes = [c for c in listed.read_text().splitlines() if c.strip()]
+            classes = [c for c in _read_text(listed, "class list").splitlines() if c.strip()]
+        indices = [_count(n) for n in names]
         if classes:
             self.classes = list(classes)
-        elif all(n.isdigit() for n in names):  # integer labels: indices, sorted numerically
-            self.classes = [str(i) for i in range(max(int(n) for n in names) + 1)]
+        elif all(i is not None for i in indices):  # integer labels: indices, sorted numerically
+            top = max(indices)
+            if top >= MAX_CLASSES:
+                line = indices.index(top) + 2
+                raise FanEdgeError(f"{self.csv_path}:{line}: label {top} is not a class index "
+                                   f"(at most {MAX_CLASSES} classes): fix the label or list "
+                                   "the classes in classes.txt")  # fmt: skip
+            self.classes = [str(i) for i in range(top + 1)]
         else:
             self.classes = sorted(set(names))
         lookup = {c: i for i, c in enumerate(self.classes)}
         self.labels = []
-        for line, n in enumerate(names, 2):
-            index = lookup.get(n, int(n) if n.isdigit() else -1)
+        for line, (n, i) in enumerate(zip(names, indices, strict=True), 2):
+            index = lookup.get(n, -1 if i is None else i)
             if not 0 <= index < len(self.classes):
                 raise FanEdgeError(f"{self.csv_path}:{line}: label {n!r} is not one of the "
                                    f"{len(self.classes)} classes")  # fmt: skip
@@ -74,8 +113,10 @@ class VideoCSV:
             self._counts[i] = count_frames(self.paths[i])
         return self._counts[i]
 
-    def read(self, i: int, indices: np.ndarray) -> np.ndarray:
-        return read_video_frames(self.paths[i], indices)
+    resizes_on_read = True
+
+    def read(self, i: int, indices: np.ndarray, short_side: int | None = None) -> np.ndarray:
+        return read_video_frames(self.paths[i], indices, short_side)
 
 
 class FrameFolderList:
@@ -91,7 +132,8 @@ class FrameFolderList:
             raise FanEdgeError(f"no such list file: {self.list_path}")
         root = Path(root) if root else self.list_path.parent
         self.items: list[tuple[Path, int, int]] = []
-        for lineno, line in enumerate(self.list_path.read_text().splitlines(), 1):
+        text = _read_text(self.list_path, "list ('folder num_frames label' lines)")
+        for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -99,10 +141,18 @@ class FrameFolderList:
                 raise FanEdgeError(
                     f"{self.list_path}:{lineno}: expected 'folder num_frames label', got {line!r}"
                 )
-            if not (parts[1].isdigit() and parts[2].isdigit()):
+            claimed, label = _count(parts[1]), _count(parts[2])
+            if claimed is None or label is None:
                 raise FanEdgeError(f"{self.list_path}:{lineno}: num_frames and label must be "
                                    f"non-negative integers, got {line!r}")  # fmt: skip
-            self.items.append((root / parts[0], int(parts[1]), int(parts[2])))
+            if claimed < 2:
+                from fan_edge.runtime.video.source import too_short
+
+                raise too_short(f"{self.list_path}:{lineno}: {parts[0]}", claimed)
+            if label >= MAX_CLASSES:
+                raise FanEdgeError(f"{self.list_path}:{lineno}: label {label} is not a class "
+                                   f"index (at most {MAX_CLASSES} classes)")  # fmt: skip
+            self.items.append((root / parts[0], claimed, label))
         if not self.items:
             raise FanEdgeError(f"{self.list_path} lists no videos")
         n_cls = max(lab for _, _, lab in self.items) + 1
@@ -129,8 +179,10 @@ class FrameFolderList:
     def num_frames(self, i: int) -> int:
         return len(self._frames(i))
 
-    def read(self, i: int, indices: np.ndarray) -> np.ndarray:
-        return read_image_frames(self._frames(i), indices)
+    resizes_on_read = True
+
+    def read(self, i: int, indices: np.ndarray, short_side: int | None = None) -> np.ndarray:
+        return read_image_frames(self._frames(i), indices, short_side)
 
 
 def open_source(spec: str, *, size: int = 32, seed: int = 0, num_videos: int = 1000, classes=None):
@@ -186,9 +238,9 @@ class ClipDataset(Dataset):
         mode = "random" if self.train else "center"
         picks = [segment_indices(length, n, mode=mode, rng=rng) for n in self.frames]
         union, inverse = np.unique(np.concatenate(picks), return_inverse=True)
-        video = self.source.read(i, union)  # (U, H, W, 3) uint8
+        short = int(rng.integers(self.size, int(self.size * 1.15) + 1)) if self.train else self.size
+        video = self._read(i, union, short)  # (U, H, W, 3) uint8, shorter side `short`
         if self.train:
-            video = resize_short(video, int(rng.integers(self.size, int(self.size * 1.15) + 1)))
             h, w = video.shape[1:3]
             top, left = rng.integers(h - self.size + 1), rng.integers(w - self.size + 1)
             video = normalize(crop(video, self.size, top, left), self.mean, self.std)
@@ -199,3 +251,9 @@ class ClipDataset(Dataset):
             clips.append(torch.from_numpy(video[inverse[start : start + len(p)]]))
             start += len(p)
         return tuple(clips), self.source.label(i)
+
+    def _read(self, i: int, indices: np.ndarray, short_side: int) -> np.ndarray:
+        """The frames resized to `short_side` (as they are read, where the source can)."""
+        if getattr(self.source, "resizes_on_read", False):
+            return self.source.read(i, indices, short_side)
+        return resize_short(self.source.read(i, indices), short_side)

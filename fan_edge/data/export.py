@@ -19,8 +19,11 @@ def owned_files(path: Path) -> set[str] | None:
         info = json.loads((path / MARKER).read_bytes())
         if info.get("schema") != SCHEMA:
             return None
-        videos = {f"videos/{i:06d}.mp4" for i in range(int(info["num_videos"]))}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        n = int(info["num_videos"])
+        if not 0 < n < 1_000_000:  # synth writes six-digit names
+            return None
+        videos = {f"videos/{i:06d}.mp4" for i in range(n)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     return {MARKER, "annotations.csv", "classes.txt", *videos}
 

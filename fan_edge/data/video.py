@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fan_edge.data.transforms import resize_short
 from fan_edge.errors import FanEdgeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -19,10 +20,13 @@ def count_frames(path: str | Path) -> int:
         return video.index.frames
 
 
-def read_video_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
+def read_video_frames(path: str | Path, indices: np.ndarray,
+                      short_side: int | None = None) -> np.ndarray:  # fmt: skip
     """Frames at `indices` (any order, repeats allowed) as (n, H, W, 3) uint8 RGB, upright.
 
     Decodes by plan (the runtime's reader): only the frames that lead to the wanted ones.
+    `short_side`: each frame is resized as it is decoded (as `transforms.resize_short` does),
+    so memory is bounded by that size, not the video's.
     """
     from fan_edge.runtime.video import make_plan, open_video
 
@@ -31,7 +35,7 @@ def read_video_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
         bad = [int(i) for i in indices if not 0 <= int(i) < n]
         if bad:
             raise FanEdgeError(f"{path}: only {n} frames decodable, needed frame {max(bad)}")
-        return video.read_plan(make_plan(video.index, indices))[0]
+        return video.read_plan(make_plan(video.index, indices), short_side)[0]
 
 
 def list_frame_files(folder: str | Path) -> list[Path]:
@@ -45,15 +49,19 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_image_frames(files: list[Path], indices: np.ndarray) -> np.ndarray:
-    """Images `files[i]` for i in `indices`, as (n, H, W, 3) uint8 RGB."""
-    out = []
+def read_image_frames(files: list[Path], indices: np.ndarray,
+                      short_side: int | None = None) -> np.ndarray:  # fmt: skip
+    """Images `files[i]` for i in `indices`, as (n, H, W, 3) uint8 RGB; `short_side`: each
+    resized as it is read (as `transforms.resize_short` does)."""
+    out, shapes = [], set()
     for i in indices:
         img = cv2.imread(str(files[int(i)]), cv2.IMREAD_COLOR)
         if img is None:
             raise FanEdgeError(f"cannot decode image {files[int(i)]}")
-        out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    if len({f.shape for f in out}) > 1:
+        shapes.add(img.shape)
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        out.append(resize_short(rgb[None], short_side)[0] if short_side else rgb)
+    if len(shapes) > 1:
         raise FanEdgeError(f"frames in {files[0].parent} differ in size: resize them to one size")
     return np.stack(out)
 

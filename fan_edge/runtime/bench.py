@@ -14,7 +14,12 @@ import numpy as np
 
 from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.predictor import Predictor
-from fan_edge.runtime.profile import device_name, profile_key, write_profile
+from fan_edge.runtime.profile import (
+    check_profiles_writable,
+    default_threads,
+    device_name,
+    write_profile,
+)
 
 
 def _stats(ms: list[float]) -> dict:
@@ -72,15 +77,18 @@ def bench_decode(codecs: tuple[str, ...], short_side: int, counts: tuple[int, ..
 def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: int = 20,
           warmup: int = 3, video: Path | None = None, save: bool = True,
           codecs: tuple[str, ...] = ("h264",), decode_sizes=DECODE_SIZES,
-          progress=None) -> dict:  # fmt: skip
-    """Time every sub-network; returns the profile (and writes it into the bundle)."""
+          threads: int | None = None, progress=None) -> dict:  # fmt: skip
+    """Time every sub-network; returns the profile (and writes it into the bundle, under
+    its device, backend, precision, batch, threads and input size)."""
     from fan_edge.runtime.video.clips import ENCODERS
 
     unknown = [c for c in codecs if c not in ENCODERS]
     if unknown:  # before minutes of timing, not after
         raise FanEdgeError(f"cannot bench decoding of {', '.join(unknown)}: codecs are "
                            f"{', '.join(ENCODERS)}")  # fmt: skip
-    pred = Predictor(bundle, backend=backend)
+    pred = Predictor(bundle, backend=backend, threads=threads)
+    if save:
+        check_profiles_writable(pred.bundle)  # a damaged or read-only file: before the timing
     size = pred.bundle.input["size"]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,6 +132,8 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
         "backend": pred.backend_name,
         "precision": "fp32",
         "batch": batch,
+        "threads": threads or default_threads(),  # what the session uses (see backends.py)
+        "size": size,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "subnetworks": results,
@@ -131,6 +141,5 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
     if decode is not None:
         profile["decode"] = decode
     if save:
-        key = profile_key(profile["device"], profile["backend"], profile["precision"])
-        profile["saved_to"] = str(write_profile(pred.bundle, key, {**profile}))
+        profile["saved_to"] = str(write_profile(pred.bundle, {**profile}))
     return profile

@@ -1,5 +1,6 @@
 """Budgets (`20gflops`, `15ms`, `0.015s`, `8frames`) and choosing a sub-network under one."""
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -33,11 +34,14 @@ def parse_budget(text: str) -> Budget:
     if not m or unit not in UNITS:
         raise FanEdgeError(f"cannot read budget {text!r}: use a number and a unit, e.g. {FORMS}")
     kind, factor = UNITS[unit]
-    value = float(m.group(1)) * factor
+    value = float(m.group(1)) * factor  # 1e999 reads as inf, 1e-999 as 0
+    if not math.isfinite(value):
+        raise FanEdgeError(f"budget {text!r} is not a finite number: give one such as {FORMS}")
     if value <= 0:
-        raise FanEdgeError(f"budget {text!r} must be positive")
-    if kind == "frames" and value != int(value):
-        raise FanEdgeError(f"budget {text!r}: a frame count must be a whole number")
+        raise FanEdgeError(f"budget {text!r} must be greater than 0, e.g. {FORMS}")
+    if kind == "frames" and (value < 1 or value != int(value)):
+        raise FanEdgeError(f"budget {text!r}: a frame count must be a whole number >= 1, "
+                           "e.g. 8frames")  # fmt: skip
     return Budget(kind, value)
 
 

@@ -101,7 +101,7 @@ class Predictor:
             budget = parse_budget(budget)
         if budget.kind != "latency":
             return choose_subnetwork(self.bundle, budget, allow_over_budget=allow_over_budget)
-        latency = latency_for(self.bundle, self.engine.name)
+        latency = latency_for(self.bundle, self.engine.name, threads=self.threads)  # batch 1
         if video is None or self.budget_for == "network":
             return choose_subnetwork(self.bundle, budget, latency_ms=latency,
                                      allow_over_budget=allow_over_budget)  # fmt: skip
@@ -114,7 +114,7 @@ class Predictor:
 
     def predict_stages(self, video: VideoSource, latency: dict[int, float]) -> dict[int, dict]:
         """Predicted ms per stage of each sub-network on this clip, before decoding it."""
-        costs = decode_costs_for(self.bundle, self.engine.name)
+        costs = decode_costs_for(self.bundle, self.engine.name, threads=self.threads)
         out = {}
         for s in self.bundle.subnetworks:
             plan = video.plan(s.frames)
