@@ -16,6 +16,8 @@ from rich.table import Table
 
 from fan_edge.config import TrainConfig
 from fan_edge.errors import FanEdgeError
+from fan_edge.fileio import check_output_path
+from fan_edge.frames import MAX_FRAMES
 
 app = typer.Typer(
     add_completion=False,
@@ -91,21 +93,6 @@ def _table(title: str, columns: list[str], rows: list[list]) -> Table:
     for r in cells:
         t.add_row(*r)
     return t
-
-
-def check_output_path(path: Path, what: str, *, folder: bool = False) -> None:
-    """Before the work, creating nothing: `path` can be written later as a file (or made as a
-    folder, with `folder`). A failed command leaves no empty folders behind; the errors are
-    `fileio`'s one-liners."""
-    from fan_edge.fileio import check_output_file, ensure_folder
-
-    if path.exists():
-        (ensure_folder if folder else check_output_file)(path, what)  # creates nothing here
-        return
-    place = path.parent
-    while not place.exists() and place != place.parent:
-        place = place.parent
-    ensure_folder(place, f"the folder of {what}")  # exists: only checked
 
 
 def _is_number(text: str) -> bool:
@@ -346,7 +333,8 @@ def run(
     budget_for: Annotated[BudgetFor, typer.Option(
         help="What a latency budget covers: the whole clip (decode + preprocess + inference, "
         "predicted from the clip's decode plan) or the network alone.")] = BudgetFor.clip,
-    frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).")] = None,
+    frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).",
+                                                min=1, max=MAX_FRAMES)] = None,
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
     decoder: Annotated[DecoderName, typer.Option(

@@ -119,6 +119,20 @@ def check_output_file(path: str | Path, what: str = "file") -> Path:
     return path
 
 
+def check_output_path(path: str | Path, what: str, *, folder: bool = False) -> None:
+    """Before the work, creating nothing: `path` can be written later as a file (or made as a
+    folder, with `folder`). A failed command leaves no empty folders behind; the errors are
+    one-liners above."""
+    path = Path(path)
+    if path.exists():
+        (ensure_folder if folder else check_output_file)(path, what)  # creates nothing here
+        return
+    place = path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    ensure_folder(place, f"the folder of {what}")  # exists: only checked
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`.

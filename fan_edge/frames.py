@@ -4,14 +4,18 @@ from collections.abc import Sequence
 
 from fan_edge.errors import FanEdgeError
 
+# More frames than any network of the paper takes (SlowFast's fast pathway: 64); a count far
+# beyond it is a typo that would otherwise run out of memory in a forward pass.
+MAX_FRAMES = 256
+
 
 def validate_frame_set(frames: Sequence[int]) -> tuple[int, ...]:
-    """Return `frames` as a sorted tuple, or raise if it is empty, repeated or non-positive."""
+    """Return `frames` as a sorted tuple, or raise if it is empty, repeated or out of range."""
     out = tuple(sorted(int(n) for n in frames))
     if not out:
         raise FanEdgeError("empty frame set: give at least one frame count, e.g. --frames 4 8 16")
-    if out[0] < 1:
-        raise FanEdgeError(f"frame counts must be >= 1, got {list(frames)}")
+    if out[0] < 1 or out[-1] > MAX_FRAMES:
+        raise FanEdgeError(f"frame counts must be in 1..{MAX_FRAMES}, got {list(frames)}")
     if len(set(out)) != len(out):
         raise FanEdgeError(f"frame counts must be distinct, got {list(frames)}")
     return out

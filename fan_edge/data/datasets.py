@@ -100,6 +100,12 @@ class VideoCSV:
                 raise FanEdgeError(f"{self.csv_path}:{line}: label {n!r} is not one of the "
                                    f"{len(self.classes)} classes")  # fmt: skip
             self.labels.append(index)
+        missing = [(line, p) for line, p in enumerate(self.paths, 2) if not p.is_file()]
+        if missing:  # now, not when an epoch reaches the row
+            line, first = missing[0]
+            raise FanEdgeError(f"{self.csv_path}:{line}: no video {first} ({len(missing)} of "
+                               f"{len(rows)} listed files are missing): paths are relative to "
+                               "the CSV's folder")  # fmt: skip
         self._counts: dict[int, int] = {}
 
     def __len__(self) -> int:

@@ -217,13 +217,23 @@ def test_frames_are_resized_as_read_with_the_same_preprocessing(tmp_path):
 ], ids=["huge-label", "huge-field"])  # fmt: skip
 def test_odd_csv_files_are_one_line_errors(tmp_path, text, word):
     (tmp_path / "a.csv").write_text(text)
+    (tmp_path / "v.mp4").write_bytes(b"")
     with pytest.raises(FanEdgeError, match=word):
         VideoCSV(tmp_path / "a.csv")
 
 
 def test_a_label_that_only_looks_like_a_digit_is_a_class_name(tmp_path):
     (tmp_path / "a.csv").write_text("path,label\nv.mp4,\u00b2\nw.mp4,1\n")  # int("²") fails
+    for name in ("v.mp4", "w.mp4"):
+        (tmp_path / name).write_bytes(b"")
     assert VideoCSV(tmp_path / "a.csv").classes == ["1", "\u00b2"]
+
+
+def test_missing_videos_are_found_when_the_csv_is_read(tmp_path):
+    (tmp_path / "a.csv").write_text("path,label\nv.mp4,0\nw.mp4,1\nx.mp4,1\n")
+    (tmp_path / "v.mp4").write_bytes(b"")
+    with pytest.raises(FanEdgeError, match=r"a.csv:3: no video .*w.mp4 \(2 of 3 listed"):
+        VideoCSV(tmp_path / "a.csv")
 
 
 # ---- fuzzers: every input either loads or raises the domain error -----------------------

@@ -5,7 +5,7 @@ import numpy as np
 
 from fan_edge.data.video import list_frame_files, read_image_frames
 from fan_edge.runtime.video.plan import Plan, StreamIndex
-from fan_edge.runtime.video.source import VideoSource, resized
+from fan_edge.runtime.video.source import VideoSource
 
 
 class FolderSource(VideoSource):
@@ -21,6 +21,7 @@ class FolderSource(VideoSource):
     def _read(self, plan: Plan, short_side: int | None,
               resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
         unique = sorted(set(plan.indices))
-        images = dict(zip(unique, read_image_frames(self._files, np.asarray(unique)), strict=True))
-        frames = np.stack([resized(images[i], short_side) for i in plan.indices])
+        # each image resized as it is read: memory is bounded by the model's input
+        images = read_image_frames(self._files, np.asarray(unique), short_side)
+        frames = images[[unique.index(i) for i in plan.indices]]
         return frames, plan.indices, len(unique), ""
