@@ -37,3 +37,19 @@ def make_checkpoint(path: Path, *, preset_name: str = "r50", frames=(4, 8, 16),
     cfg = preset(preset_name, num_classes=num_classes, frames=tuple(frames),
                  specialize_norm=fan, weight_alteration=fan)  # fmt: skip
     return save_untrained(path, cfg, [f"class {i}" for i in range(num_classes)], seed=seed)
+
+
+def cached_bundle(checkpoint: Path, path: Path, **export_options) -> Path:
+    """The bundle at `path`, exported from `checkpoint` unless a valid one is there already
+    (one an older fan-edge made, or a damaged one, is exported again)."""
+    from exporters import export
+    from fan_edge.bundle import Bundle
+    from fan_edge.errors import FanEdgeError
+
+    try:
+        Bundle(path)
+        return path
+    except FanEdgeError:
+        pass
+    return export(checkpoint, [4, 8, 16], path, overwrite=path.exists(), log=lambda *_: None,
+                  **export_options)  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, make_checkpoint  # noqa: E402
+from common import cached_bundle, machine, make_checkpoint  # noqa: E402
 
 from fan_edge.fileio import atomic_path  # noqa: E402
 from fan_edge.runtime import Predictor  # noqa: E402
@@ -75,13 +75,10 @@ def sequential_ms_per_frame(path: Path) -> float:
 
 
 def r50_bundle(work: Path) -> Path:
-    from exporters import export
-
-    bundle = work / "r50-bundle"
-    if not (bundle / "manifest.json").exists():
-        ckpt = make_checkpoint(work / "r50.pt")
-        export(ckpt, [4, 8, 16], bundle, overwrite=True, log=lambda *_: None)
-    return bundle
+    ckpt = work / "r50.pt"
+    if not ckpt.exists():
+        make_checkpoint(ckpt)
+    return cached_bundle(ckpt, work / "r50-bundle")
 
 
 def main() -> None:

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, make_checkpoint  # noqa: E402
+from common import cached_bundle, machine, make_checkpoint  # noqa: E402
 
-from exporters import export  # noqa: E402
 from fan_edge.runtime import Predictor  # noqa: E402
 from fan_edge.train.checkpoint import load_model  # noqa: E402
 
@@ -60,12 +59,9 @@ def main() -> None:
     ckpt = args.work / "fan.pt"
     if not ckpt.exists():
         make_checkpoint(ckpt)
-    quiet = lambda *_: None  # noqa: E731
     shared, folded = args.work / "fan_shared", args.work / "fan_folded"
-    if not shared.exists():
-        export(ckpt, [4, 8, 16], shared, log=quiet)
-    if not folded.exists():
-        export(ckpt, [4, 8, 16], folded, fold=True, log=quiet)
+    cached_bundle(ckpt, shared)
+    cached_bundle(ckpt, folded, fold=True)
 
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_peak_gflops()
