@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fan_edge.config import TrainConfig
+from fan_edge.config import MAX_WORKERS, TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
 from fan_edge.frames import MAX_FRAMES
@@ -166,7 +166,8 @@ def train(
             help="Start from this checkpoint's weights (e.g. a pretrained standard model)."
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0,
+                                         max=MAX_WORKERS)] = 0,
     resume: Annotated[bool, typer.Option(
         help="Continue the run in --out exactly where it stopped (same options and data).")] = (
         False),  # fmt: skip

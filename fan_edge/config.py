@@ -60,6 +60,9 @@ def preset(name: str, **overrides) -> ModelConfig:
     return ModelConfig(**{**PRESETS[name], **overrides})
 
 
+MAX_WORKERS = 64  # DataLoader processes: more is a typo that forks thousands
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings. `mode` names an entry of `fan_edge.train.modes.MODES`."""
@@ -101,8 +104,9 @@ class TrainConfig:
                 raise FanEdgeError(f"{flag} must be a finite number >= 0, got {value}")
         if not 0 <= self.seed < 2**32:
             raise FanEdgeError(f"--seed must be in [0, 2**32), got {self.seed}")
-        if self.workers < 0:
-            raise FanEdgeError(f"--workers must be >= 0, got {self.workers}")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise FanEdgeError(f"--workers must be in 0..{MAX_WORKERS} (one process each), got "
+                               f"{self.workers}")  # fmt: skip
         if not 0.0 <= self.kd_gate <= 1.0:
             raise FanEdgeError(f"--kd-gate is a fraction of the way from chance to 100% top-1: "
                                f"give a value in [0, 1] (0: distil from the first step), got "

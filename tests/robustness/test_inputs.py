@@ -64,6 +64,7 @@ CASES = [
     ("train-max-steps-0", TRAIN + " --max-steps 0", 2, "--max-steps"),
     ("train-epochs-0", TRAIN + " --epochs 0", 2, "--epochs"),
     ("train-workers-negative", TRAIN + " --workers -1", 2, "--workers"),
+    ("train-workers-huge", TRAIN + " --workers 10000", 2, "--workers"),
     ("train-kd-gate-2", TRAIN + " --kd-gate 2", 2, "--kd-gate"),
     ("train-lambda-nan", TRAIN + " --lambda nan", 1, "--lambda"),
     ("train-lambda-negative", TRAIN + " --lambda -1", 1, "--lambda"),
