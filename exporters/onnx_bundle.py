@@ -12,6 +12,7 @@ bundle appears; on any failure nothing is left behind.
 import datetime
 import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def export_onnx_bundle(
     log=print,
 ) -> Path:
     """Write the bundle folder `out` and return its path."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # `--out .` stays valid after the folder is replaced
     replace = {"overwrite": overwrite, "owned": owned_files, "kind": "bundle",
                "inputs": [checkpoint]}  # fmt: skip
     check_new_dir(out, **replace)  # before the export's minutes, not after

@@ -257,6 +257,7 @@ class Bundle:
         self.manifest = m = _read_manifest(mpath)
         c = Fields(mpath, RE_EXPORT)
         self.subnetworks = _subnetworks(c, m)
+        _trained_frames(c, m)
         self.classes: list[str] = _classes(c, m)
         self.input: dict = _input(c, m)
         self._files = _files(c, m)
@@ -387,6 +388,26 @@ def _subnetworks(c: Fields, m: dict) -> list[Subnetwork]:
     if len(set(files)) != len(files):
         c.fail("subnetworks", "share a graph file")
     return sorted(out, key=lambda s: s.frames)
+
+
+def _trained_frames(c: Fields, m: dict) -> None:
+    """Each graph runs the sub-network that serves its frame count: the one
+    `select_subnetwork` picks among the model's trained counts (`model.trained_frames`)."""
+    model = c.mapping(m, "model")
+    listed = c.items(model, "trained_frames", "model")
+    if not listed:
+        c.fail("model.trained_frames", "is empty")
+    trained = sorted(c.integer(listed, i, "model.trained_frames", 1, MAX_FRAMES)
+                     for i in range(len(listed)))  # fmt: skip
+    if len(set(trained)) != len(trained):
+        c.fail("model.trained_frames", f"repeat a frame count ({trained})")
+    for i, r in enumerate(m["subnetworks"]):  # checked by _subnetworks
+        n, got = r["frames"], r["trained_frames"]
+        want = trained[select_subnetwork(n, trained)]
+        if got != want:
+            c.fail(f"subnetworks[{i}].trained_frames",
+                   f"must be {want} (the sub-network serving {n} frames among the trained "
+                   f"{', '.join(map(str, trained))}), got {got}")  # fmt: skip
 
 
 def _classes(c: Fields, m: dict) -> list[str]:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fan_edge.config import MAX_WORKERS, TrainConfig
+from fan_edge.config import MAX_CLASSES, MAX_WORKERS, TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
 from fan_edge.frames import MAX_FRAMES
@@ -26,6 +26,9 @@ app = typer.Typer(
     help="Frame Adaptive Networks: train once, run at any frame count on the edge.",
 )
 console = Console()
+
+MAX_BATCH = 4096  # clips in one batch: more is a typo that exhausts memory
+MAX_CLIPS = 10_000_000  # generated synthetic clips
 
 # Options that take several values after one flag (`--frames 4 8 16`). Typer wants the flag
 # repeated, so `main` rewrites the first form into the second before parsing, for the
@@ -126,8 +129,9 @@ def train(
     ] = (Mode.fan),
     preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.tiny,
     frames: FramesOpt = None,
-    epochs: Annotated[int, typer.Option(help="Epochs.", min=1)] = 10,
-    batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1)] = 16,
+    epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=100_000)] = 10,
+    batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1,
+                                            max=MAX_BATCH)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
     kd_gate: Annotated[
@@ -156,8 +160,10 @@ def train(
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.",
                                       min=0, max=MAX_SEED)] = 0,  # fmt: skip
-    num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1)] = 2000,
-    num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1)] = 500,
+    num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1,
+                                            max=MAX_CLIPS)] = 2000,
+    num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1,
+                                         max=MAX_CLIPS)] = 500,
     specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = True,
     weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = True,
     init: Annotated[
@@ -221,13 +227,13 @@ def eval_(
     ] = (False),
     data: Annotated[str | None, typer.Option(help="Default: the run's validation data.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.", min=1)] = 32,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.", min=1, max=MAX_BATCH)] = 32,
 ) -> None:
     """Top-1/top-5 per frame count, each served by the nearest sub-network (or model)."""
     from fan_edge.train.api import evaluate_checkpoint
 
     if json_out:
-        check_output_path(json_out, "--json file")  # before the evaluation, not after
+        check_output_path(json_out, "--json file", inputs=checkpoints)  # before the work
     report = evaluate_checkpoint(checkpoints, frames or [2, 4, 6, 8, 12, 16, 20], data,
                                  batch_size, ensemble=ensemble)  # fmt: skip
     rows = [[n, r["subnet_frames"], r["top1"], r["top5"], r["num_clips"]]
@@ -248,7 +254,8 @@ def flops(
     frames: FramesOpt = None,
     size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).",
                                             min=MIN_SIZE, max=MAX_SIZE)] = None,  # fmt: skip
-    classes: Annotated[int, typer.Option(help="Number of classes (Sth-Sth V1: 174).")] = 174,
+    classes: Annotated[int, typer.Option(help="Number of classes (Sth-Sth V1: 174).", min=2,
+                                         max=MAX_CLASSES)] = 174,
     checkpoint: Annotated[Path | None, typer.Option(help="Use this checkpoint's model.")] = None,
 ) -> None:
     """Parameters and GFLOPs (multiply-adds) of each sub-network, as the paper counts them."""
@@ -341,12 +348,12 @@ def run(
     decoder: Annotated[DecoderName, typer.Option(
         help="pyav (FFmpeg; auto uses it, OpenCV for files it cannot open) or opencv "
         "(also GStreamer pipelines).")] = DecoderName.auto,  # fmt: skip
-    top_k: Annotated[int, typer.Option(help="Labels to show.", min=1)] = 5,
+    top_k: Annotated[int, typer.Option(help="Labels to show.", min=1, max=MAX_CLASSES)] = 5,
     allow_over_budget: Annotated[bool, typer.Option(help="Run the cheapest if none fits.")] = (
         False
     ),
     eager: Annotated[bool, typer.Option(help="Load every sub-network up front.")] = False,
-    jobs: Annotated[int, typer.Option(help="Clips read ahead in parallel.", min=1)] = 2,
+    jobs: Annotated[int, typer.Option(help="Clips read ahead in parallel.", min=1, max=64)] = 2,
     output: Annotated[Path | None, typer.Option(
         help="Also write results here: .jsonl, .json or .csv.")] = None,  # fmt: skip
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
@@ -377,7 +384,7 @@ def run(
 
         parse_budget(budget)  # a bad budget is one error, not one per input
     if output is not None:
-        check_output_path(output, "--output file")  # before the work, not after
+        check_output_path(output, "--output file", inputs=[*inputs, bundle])  # before the work
     predictor = Predictor(bundle, backend=backend.value, eager=eager, decoder=decoder.value,
                           budget_for=budget_for.value)  # fmt: skip
     paths = expand_inputs(inputs)
@@ -454,8 +461,9 @@ def _print_outcomes(outcomes) -> None:
 def bench_(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
-    batch: Annotated[int, typer.Option(help="Clips per run.", min=1)] = 1,
-    iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1)] = 20,
+    batch: Annotated[int, typer.Option(help="Clips per run.", min=1, max=MAX_BATCH)] = 1,
+    iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1,
+                                       max=100_000)] = 20,
     video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
     codec: Annotated[list[str] | None, typer.Option(
         help="Codecs whose decode cost to measure (repeat: --codec h264 --codec av1); "
@@ -510,7 +518,8 @@ def bench_(
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],
-    num_videos: Annotated[int, typer.Option(help="Number of clips.", min=1)] = 200,
+    num_videos: Annotated[int, typer.Option(help="Number of clips.", min=1,
+                                            max=999_999)] = 200,  # six-digit file names
     seed: Annotated[int, typer.Option(help="Seed (clips are a pure function of it).", min=0,
                                       max=MAX_SEED)] = 0,  # fmt: skip
     size: Annotated[int, typer.Option(help="Frame size in pixels.", min=MIN_SIZE,
@@ -554,7 +563,7 @@ def demo(
         "runs/demo"),  # fmt: skip
     bundle: Annotated[Path, typer.Option(help="Bundle to export (replaced if it is one).")] = (
         DEFAULT_BUNDLE),  # fmt: skip
-    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 6,
+    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1, max=1000)] = 6,
 ) -> None:
     """End to end on built-in synthetic data with the tiny model: train, evaluate, export,
     classify a video."""
@@ -583,7 +592,8 @@ def bn_shift(
         ),
     ] = False,
     frames: FramesOpt = None,
-    clips: Annotated[int, typer.Option(help="--live: clips per frame count.", min=1)] = 64,
+    clips: Annotated[int, typer.Option(help="--live: clips per frame count.", min=1,
+                                       max=MAX_CLIPS)] = 64,
     data: Annotated[
         str | None, typer.Option(help="--live: default the run's validation data.")
     ] = None,
@@ -595,9 +605,9 @@ def bn_shift(
     from fan_edge.analysis.bn_shift import bn_shift_report, plot_bn_shift
     from fan_edge.fileio import write_json
 
-    check_output_path(out, "--out folder", folder=True)  # before the work, not after
+    check_output_path(out, "--out folder", folder=True, inputs=checkpoints)  # before the work
     for name in ("bn_shift.json", "bn_shift.png"):
-        check_output_path(out / name, "--out file")
+        check_output_path(out / name, "--out file", inputs=checkpoints)
     report = bn_shift_report(checkpoints, live=live, frames=frames, clips=clips, data=data)
     comps = report["comparisons"]
     names = [r["layer"] for r in comps[0]["layers"]]
@@ -638,11 +648,18 @@ def main(argv: list[str] | None = None) -> None:
         if message:  # (no message: the help was shown)
             typer.echo(f"error: {message}{hint}", err=True)
         sys.exit(getattr(e, "exit_code", 1))
-    if isinstance(code, int) and code:  # typer.Exit(n), Ctrl-C (130)
+    if isinstance(code, int) and code:  # typer.Exit(n), Ctrl-C or SIGTERM (130)
+        if code == 130:
+            typer.echo(f"error: interrupted ({_SIGNAL[0]}): what was being written was "
+                       "removed", err=True)  # fmt: skip
         sys.exit(code)
 
 
+_SIGNAL = ["Ctrl-C"]
+
+
 def _terminated(signum, frame) -> None:
+    _SIGNAL[0] = "SIGTERM"
     raise KeyboardInterrupt
 
 

@@ -2,10 +2,42 @@
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import validate_frame_set
+
+# The backbones of fan_edge.models.BACKBONES (a test keeps the two in step; this module
+# stays torch-free) and the stems they take.
+ARCHS = ("tsm_resnet18", "tsm_resnet50")
+STEMS = ("imagenet", "small")
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 4096  # the bundle's input.size goes up to 4096 too
+MAX_WIDTH = 16  # channel multiplier: 16 is already 16x a ResNet's channels
+MAX_SHIFT_DIV = 256  # 1/shift_div of the channels shifts each way (2: all of them)
+
+
+def _is_int(v) -> bool:
+    """An integer, numpy's included, but not a bool (True is not a size)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _show(v) -> str:
+    """A short rendering of a value for an error message: '32' (a string) vs 32."""
+    if isinstance(v, dict):
+        return "a dict"
+    if isinstance(v, list | tuple) and len(v) > 8:
+        return f"a list of {len(v)}"
+    try:
+        text = repr(list(v) if isinstance(v, tuple) else v)
+    except ValueError:  # an integer too long to print
+        return "a very long number"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)
@@ -26,24 +58,75 @@ class ModelConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self):
-        object.__setattr__(self, "frames", validate_frame_set(self.frames))
-        object.__setattr__(self, "mean", tuple(self.mean))
-        object.__setattr__(self, "std", tuple(self.std))
-        if self.num_classes < 2:
-            raise FanEdgeError(f"num_classes must be >= 2, got {self.num_classes}")
-        if self.width <= 0:
-            raise FanEdgeError(f"width must be positive, got {self.width}")
+        """Check every field's type and range, so that a bad value is one line naming the
+        field, not a traceback (or silently wrong preprocessing) in a forward pass."""
+
+        def fail(name: str, want: str) -> NoReturn:
+            raise FanEdgeError(f"{name} must be {want}, got {_show(getattr(self, name))}")
+
+        def choice(name: str, choices: tuple[str, ...]) -> None:
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in choices:
+                fail(name, f"one of {', '.join(choices)}")
+
+        def integer(name: str, lo: int, hi: int) -> None:
+            v = getattr(self, name)
+            if not (_is_int(v) and lo <= v <= hi):
+                fail(name, f"an integer in {lo}..{hi}")
+            object.__setattr__(self, name, int(v))
+
+        def real(name: str, ok, want: str) -> None:
+            v = getattr(self, name)
+            if not (_is_real(v) and math.isfinite(v) and ok(v)):
+                fail(name, f"a finite number {want}")
+            object.__setattr__(self, name, float(v))
+
+        def triple(name: str, positive: bool) -> None:
+            v = getattr(self, name)
+            want = f"a list of 3 finite numbers{' > 0' if positive else ''} (R, G, B)"
+            if not (isinstance(v, list | tuple) and len(v) == 3):
+                fail(name, want)
+            for x in v:
+                if not (_is_real(x) and math.isfinite(x) and (x > 0 or not positive)):
+                    fail(name, want)
+            object.__setattr__(self, name, tuple(float(x) for x in v))
+
+        choice("arch", ARCHS)
+        integer("num_classes", 2, MAX_CLASSES)
+        frames = self.frames
+        if not (isinstance(frames, list | tuple) and frames and all(map(_is_int, frames))):
+            fail("frames", "a non-empty list of integer frame counts")
+        object.__setattr__(self, "frames", validate_frame_set(frames))
+        real("width", lambda w: 0 < w <= MAX_WIDTH, f"in (0, {MAX_WIDTH}]")
+        choice("stem", STEMS)
+        integer("input_size", MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+        integer("shift_div", 2, MAX_SHIFT_DIV)
+        real("dropout", lambda p: 0 <= p < 1, "in [0, 1)")
+        for name in ("specialize_norm", "weight_alteration"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "true or false")
+        triple("mean", positive=False)
+        triple("std", positive=True)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
+        """The config a checkpoint stored (the load path): every field must be present and
+        valid; a problem reads "model config: FIELD ..." for the caller to name the file."""
+        if not isinstance(d, dict):
+            raise FanEdgeError(f"model config must be a dict of fields, got {_show(d)}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(map(str, set(d) - set(names)))
         if unknown:
-            raise FanEdgeError(f"unknown model config keys {sorted(unknown)}")
-        return cls(**d)
+            raise FanEdgeError(f"model config: unknown fields {', '.join(unknown)}")
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise FanEdgeError(f"model config: {', '.join(missing)} missing")
+        try:
+            return cls(**d)
+        except FanEdgeError as e:
+            raise FanEdgeError(f"model config: {e}") from None
 
 
 # Presets: "tiny" trains in minutes on 2 CPU cores at 32 px; "r50" is the paper's TSM-R50.
@@ -61,6 +144,9 @@ def preset(name: str, **overrides) -> ModelConfig:
 
 
 MAX_WORKERS = 64  # DataLoader processes: more is a typo that forks thousands
+# Integer labels index the class list: a larger one is a typo, not a class (and a list
+# of that many class names would not fit in memory).
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)

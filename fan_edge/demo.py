@@ -8,16 +8,19 @@ from rich.console import Console
 def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
              console: Console | None = None) -> dict:  # fmt: skip
     from exporters import export
-    from fan_edge.bundle import Bundle
+    from fan_edge.bundle import Bundle, owned_files
     from fan_edge.cli import stages_line
     from fan_edge.data.synthetic import SyntheticActions
     from fan_edge.data.video import write_video
+    from fan_edge.fileio import check_new_dir
     from fan_edge.runtime import Predictor
     from fan_edge.runtime.bench import bench
     from fan_edge.train.api import evaluate_checkpoint, train_from_options
 
     console = console or Console()
     out = Path(out)
+    # the demo replaces its own bundle: refuse anything else now, not after training
+    check_new_dir(bundle, overwrite=True, owned=owned_files, kind="bundle")
     console.rule("1/4  train a tiny FAN (4/8/16 frames) on synthetic clips")
     result = train_from_options(
         out=out / "fan", data="synthetic", val=None, mode="fan", preset="tiny", frames=None,

@@ -2,7 +2,8 @@
 
 - Atomic writes: a reader sees the old file (or folder) or the new one, never half of one.
   Temporaries sit beside their target, named after it and the writing process
-  (`.NAME.<pid>-<random>.tmp`), so a later write removes those of processes that died.
+  (`.NAME.fan-edge-tmp-<pid>-<random>.tmp`), so a later write removes those of processes
+  that died (and nothing else).
 - Overwrites replace only what fan-edge made: the caller says which files its artifact
   owns; a folder holding anything else, or the command's own input, is refused.
 - Locks are `flock` on a folder's descriptor: nothing is written, so nothing is left behind,
@@ -40,11 +41,16 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+TEMP_TAG = "fan-edge-tmp"
+
+
 def _temp_prefix(name: str) -> str:
-    return f".{name}.{os.getpid()}-"
+    return f".{name}.{TEMP_TAG}-{os.getpid()}-"
 
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-z_]+(\.tmp|\.old)")
+# Only names this module makes: `.NAME.fan-edge-tmp-<pid>-<random>.tmp[.suffix]` or `.old`.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.fan-edge-tmp-(?P<pid>\d+)-[0-9a-z_]+"
+                   r"\.(tmp(\.[A-Za-z0-9]{1,8})?|old)$")  # fmt: skip
 
 
 def _alive(pid: int) -> bool:
@@ -119,11 +125,23 @@ def check_output_file(path: str | Path, what: str = "file") -> Path:
     return path
 
 
-def check_output_path(path: str | Path, what: str, *, folder: bool = False) -> None:
+def check_not_input(path: str | Path, what: str, inputs: Iterable[str | Path]) -> None:
+    """`path` must not be (or hold) one of the command's inputs."""
+    real = Path(path).resolve()
+    for i in inputs:
+        i = Path(i).resolve()
+        if i == real or real in i.parents:
+            raise FanEdgeError(f"{what} {path} is this command's input {i}: write it somewhere "
+                               "else")  # fmt: skip
+
+
+def check_output_path(path: str | Path, what: str, *, folder: bool = False,
+                      inputs: Iterable[str | Path] = ()) -> None:  # fmt: skip
     """Before the work, creating nothing: `path` can be written later as a file (or made as a
     folder, with `folder`). A failed command leaves no empty folders behind; the errors are
     one-liners above."""
     path = Path(path)
+    check_not_input(path, what, inputs)
     if path.exists():
         (ensure_folder if folder else check_output_file)(path, what)  # creates nothing here
         return
@@ -171,15 +189,13 @@ def check_replaceable(path: Path, owned: Owned, kind: str, *,
                       inputs: Iterable[str | Path] = ()) -> None:  # fmt: skip
     """Refuse to replace `path` unless it is a fan-edge `kind` holding only its own files
     and none of the command's `inputs`."""
-    if path.is_symlink() or not path.is_dir():
+    if path.is_symlink():
+        raise FanEdgeError(f"{path} is a symbolic link: --overwrite replaces only a real "
+                           f"{kind} folder; name the folder it points to")  # fmt: skip
+    if not path.is_dir():
         raise FanEdgeError(f"{path} exists and is not a {kind} folder: --overwrite replaces "
                            f"only a {kind}; choose another path")  # fmt: skip
-    real = path.resolve()
-    for i in inputs:
-        i = Path(i).resolve()
-        if i == real or real in i.parents:
-            raise FanEdgeError(f"{path} holds this command's input {i}: write the {kind} "
-                               "somewhere else")  # fmt: skip
+    check_not_input(path, f"the {kind} folder", inputs)
     files = owned(path)
     if files is None:
         raise FanEdgeError(f"{path} is not a {kind} (fan-edge did not make it): --overwrite "
@@ -196,10 +212,15 @@ def check_replaceable(path: Path, owned: Owned, kind: str, *,
 def check_new_dir(path: str | Path, *, overwrite: bool, owned: Owned, kind: str,
                   inputs: Iterable[str | Path] = ()) -> Path:  # fmt: skip
     """Before the work: `path` can become a new `kind` folder (or replace one)."""
-    path = Path(path)
-    if path.exists() or path.is_symlink():
+    path = Path(os.path.abspath(path))  # `.` has a parent to build the new folder in
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        pass  # an empty folder: nothing to lose
+    elif path.exists() or path.is_symlink():
         if not overwrite:
-            raise FanEdgeError(f"{path} already exists: choose another path or pass --overwrite")
+            yours = owned(path) is None or path.is_symlink()
+            raise FanEdgeError(f"{path} already exists" + (
+                f" and is not a {kind} fan-edge made: choose another path" if yours else
+                f": pass --overwrite to replace this {kind}, or choose another path"))  # fmt: skip
         check_replaceable(path, owned, kind, inputs=inputs)
     ensure_folder(path.parent, f"the folder of {path.name}")
     return path
@@ -215,10 +236,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, owned: Owned | None
     `kind` that holds nothing else (checked before and again after the work). On any error
     the temporary folder is removed and `path` is left as it was.
     """
-    path = Path(path)
     inputs = list(inputs)
     owned = owned or (lambda p: None)
-    check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
+    path = check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
     sweep_stale(path.parent)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp",
@@ -233,6 +253,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, owned: Owned | None
                 _fsync(f)
         if path.exists() or path.is_symlink():
             check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder (rename cannot replace a folder)
+        if path.exists() or path.is_symlink():
             old = path.with_name(f"{_temp_prefix(path.name)}{uuid.uuid4().hex[:8]}.old")
             path.rename(old)
             try:
@@ -246,6 +269,24 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, owned: Owned | None
         _fsync(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def made_folder(path: str | Path, what: str = "folder") -> Iterator[Path]:
+    """`ensure_folder` for a block: if the block fails, the folders it created (still
+    empty) are removed again, so a refused command leaves no empty folder behind."""
+    path = Path(os.path.abspath(path))
+    new = [p for p in (path, *path.parents) if not p.exists()]
+    ensure_folder(path, what)
+    try:
+        yield path
+    except BaseException:
+        for p in new:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                break  # not empty: something was written
+        raise
 
 
 @contextmanager

@@ -22,16 +22,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fan_edge.config import MAX_CLASSES
 from fan_edge.data.sampling import segment_indices
 from fan_edge.data.synthetic import SyntheticActions, SyntheticPoses
 from fan_edge.data.synthetic_pairs import SyntheticPairs
 from fan_edge.data.transforms import crop, eval_transform, normalize, resize_short
 from fan_edge.data.video import count_frames, list_frame_files, read_image_frames, read_video_frames
 from fan_edge.errors import FanEdgeError
-
-# Integer labels index the class list: a larger one is a typo, not a class (and a list of
-# that many class names would not fit in memory).
-MAX_CLASSES = 100_000
 
 
 def _count(text: str) -> int | None:

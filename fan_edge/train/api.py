@@ -92,7 +92,8 @@ def train_from_options(
     # What the run was trained on, so that `--resume` with other data is refused.
     data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val,
                  "num_videos": len(train_src), "classes": list(train_src.classes),
-                 "train_sha256": _list_digest(data)}  # fmt: skip
+                 "train_sha256": _list_digest(data),
+                 "val_sha256": _list_digest(val) if val else None}  # fmt: skip
     train_cfg = TrainConfig(mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
                             kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, kd_gate=kd_gate,
                             seed=seed,

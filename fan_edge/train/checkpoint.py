@@ -50,7 +50,13 @@ def save_untrained(path: str | Path, cfg: ModelConfig, classes: list[str], *,
     return Path(path)
 
 
+DAMAGED = "the checkpoint is damaged or edited; use one written by `fan-edge train`"
+
+
 def load_checkpoint(path: str | Path) -> dict:
+    """The checkpoint at `path`, after its model config, classes, training config and
+    weights are checked: anything wrong is one FanEdgeError line naming the file and the
+    field, before any work (eval, export, --init, --resume, flops all load through here)."""
     path = Path(path)
     if not path.is_file():
         raise FanEdgeError(f"no such checkpoint: {path}")
@@ -64,20 +70,91 @@ def load_checkpoint(path: str | Path) -> dict:
                            "written by `fan-edge train`") from None  # fmt: skip
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FanEdgeError(f"{path} is not a fan-edge checkpoint (made by `fan-edge train`)")
-    if ckpt.get("version", 0) > VERSION:
-        raise FanEdgeError(f"{path} has checkpoint version {ckpt['version']}; upgrade fan-edge")
+    version = ckpt.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FanEdgeError(f"{path}: version must be an integer >= 1, got {_show(version)}: "
+                           f"{DAMAGED}")  # fmt: skip
+    if version > VERSION:
+        raise FanEdgeError(f"{path} has checkpoint version {version}; upgrade fan-edge")
+    try:
+        _check_content(ckpt)
+    except FanEdgeError as e:
+        raise FanEdgeError(f"{path}: {e}: {DAMAGED}") from None
     return ckpt
+
+
+def _check_content(ckpt: dict) -> None:
+    """What every reader of a checkpoint uses, checked once (FanEdgeError: "FIELD problem")."""
+    for key in ("model_config", "classes", "train_config", "state_dict"):
+        if key not in ckpt:
+            raise FanEdgeError(f"{key} is missing")
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    classes = ckpt["classes"]
+    if not isinstance(classes, list | tuple):
+        raise FanEdgeError(f"classes must be a list of class names, got {_show(classes)}")
+    if len(classes) != cfg.num_classes:
+        raise FanEdgeError(f"classes name {len(classes)} but the model config's num_classes "
+                           f"is {cfg.num_classes}")  # fmt: skip
+    for i, name in enumerate(classes):
+        if not isinstance(name, str) or not name:
+            raise FanEdgeError(f"classes[{i}] must be a non-empty string, got {_show(name)}")
+    if len(set(classes)) != len(classes):
+        raise FanEdgeError("classes repeat a class name")
+    train = ckpt["train_config"]
+    if not isinstance(train, dict):
+        raise FanEdgeError(f"train_config must be a dict, got {_show(train)}")
+    mode = train.get("mode")
+    if not isinstance(mode, str) or not mode:
+        raise FanEdgeError(f"train_config.mode must be a mode name, got {_show(mode)}")
+    extra = train.get("extra", {})
+    if not isinstance(extra, dict) or not isinstance(extra.get("data", {}), dict):
+        raise FanEdgeError("train_config.extra must be a dict (with a dict `data`)")
+    data = extra.get("data", {})
+    for key, lo in (("val_seed", 0), ("num_val", 1)):  # what `eval` reads without --data
+        v = data.get(key, lo)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise FanEdgeError(f"train_config.extra.data.{key} must be an integer >= {lo}, "
+                               f"got {_show(v)}")  # fmt: skip
+    if not isinstance(data.get("val"), str | None):
+        raise FanEdgeError(f"train_config.extra.data.val must be a data spec, got "
+                           f"{_show(data['val'])}")  # fmt: skip
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise FanEdgeError(f"state_dict must be a dict of tensors, got {_show(state)}")
+    for key, t in state.items():
+        if not isinstance(key, str) or not isinstance(t, torch.Tensor):
+            raise FanEdgeError(f"state_dict must map names to tensors, got {_show(key)}: "
+                               f"{type(t).__name__}")  # fmt: skip
+
+
+def _show(v) -> str:
+    """A short rendering of a value for an error message."""
+    if isinstance(v, torch.Tensor):
+        return f"a tensor of shape {list(v.shape)}"
+    if isinstance(v, dict):
+        return "a dict"
+    if isinstance(v, list | tuple):
+        return f"a list of {len(v)}"
+    try:
+        text = repr(v)
+    except ValueError:  # an integer too long to print
+        return "a very long number"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load_model(path: str | Path) -> tuple[FrameAdaptiveNet, dict]:
     """Rebuild the model of a checkpoint in eval mode; returns (model, checkpoint dict)."""
     ckpt = load_checkpoint(path)
+    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
     try:
-        model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0]
-        raise FanEdgeError(f"{path} is damaged or from another version ({first})") from None
+    except RuntimeError as e:  # missing or unexpected names, other shapes
+        lines = [x.strip() for x in str(e).strip().splitlines()]
+        first = lines[1] if len(lines) > 1 else lines[0]  # [0]: "Error(s) in loading ..."
+        if len(first) > 200:
+            first = first[:197] + "..."
+        raise FanEdgeError(f"{path}: state_dict does not fit its model config ({first}): "
+                           f"{DAMAGED}") from None  # fmt: skip
     return model.eval(), ckpt
 
 

@@ -25,7 +25,7 @@ from fan_edge.config import ModelConfig, TrainConfig
 from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
 from fan_edge.evaluate import evaluate
-from fan_edge.fileio import ensure_folder, locked, write_json
+from fan_edge.fileio import check_output_file, locked, made_folder, write_json
 from fan_edge.models import FrameAdaptiveNet, build_model
 from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoint
 from fan_edge.train.losses import DistillationGate
@@ -138,9 +138,8 @@ def train(
         raise FanEdgeError(f"--max-steps must be >= 1, got {max_steps}")
     out_dir = Path(out_dir)
     env = setup_distributed()
-    if env.main:
-        ensure_folder(out_dir, "run folder")
-    with locked(out_dir, "training") if env.main else contextlib.nullcontext():
+    with made_folder(out_dir, "run folder") if env.main else contextlib.nullcontext(), \
+            locked(out_dir, "training") if env.main else contextlib.nullcontext():  # fmt: skip
         ckpt = _claim_run(out_dir, model_cfg, train_cfg, resume=resume,
                           overwrite=overwrite and env.main)  # fmt: skip
         return _train(model_cfg, train_cfg, train_source, val_source, out_dir, env, ckpt,
@@ -151,6 +150,12 @@ def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
                resume: bool | str, overwrite: bool) -> dict | None:  # fmt: skip
     """The checkpoint to continue (None: a new run), after checking it may be continued."""
     ckpt_path = out_dir / "checkpoint.pt"
+    for name in RUN_FILES:  # before the first epoch, not after it
+        check_output_file(out_dir / name, "run file")
+    if overwrite and train_cfg.init and Path(train_cfg.init).resolve() in \
+            {(out_dir / n).resolve() for n in RUN_FILES}:  # fmt: skip
+        raise FanEdgeError(f"--init {train_cfg.init} is the run --overwrite would replace: "
+                           "copy it elsewhere first, or choose another --out")  # fmt: skip
     if not ckpt_path.exists():
         if resume is True:
             raise FanEdgeError(f"nothing to resume in {out_dir} (no checkpoint.pt): drop "
@@ -172,7 +177,10 @@ def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
     changed = [k for k in recipe if k in old and old[k] != getattr(train_cfg, k)]
     old_data = old.get("extra", {}).get("data", {})
     new_data = train_cfg.extra.get("data", {})
-    changed += [f"data ({k})" for k in sorted(set(old_data) & set(new_data))
+    same = {k for k in ("train", "val")  # a list file is known by its content, not its path
+            if old_data.get(f"{k}_sha256") and old_data.get(f"{k}_sha256") ==
+            new_data.get(f"{k}_sha256")}  # fmt: skip
+    changed += [f"data ({k})" for k in sorted(set(old_data) & set(new_data) - same)
                 if old_data[k] != new_data[k]]  # fmt: skip
     if changed:
         raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "

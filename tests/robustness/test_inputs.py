@@ -40,7 +40,11 @@ CASES = [
     ("synth-out-is-a-file", "synth {t}/afile --num-videos 1", 1, "exists"),
     ("synth-out-is-a-file-overwrite", "synth {t}/afile --num-videos 1 --overwrite", 1,
      "--overwrite"),
-    ("synth-no-disk-space", "synth {t}/s --num-videos 1000000000 --size 1024", 1, "GB free"),
+    ("synth-no-disk-space", "synth {t}/s --num-videos 999999 --size 1024", 1, "GB free"),
+    ("synth-too-many-videos", "synth {t}/s --num-videos 1000000", 2, "--num-videos"),
+    ("train-too-many-videos", TRAIN + " --num-videos 1000000000000", 2, "--num-videos"),
+    ("flops-classes-huge", "flops --preset tiny --classes 1000000000000", 2, "--classes"),
+    ("bench-batch-huge", "bench {t}/bundle --batch 100000", 2, "--batch"),
     # budgets and sub-network choice
     ("run-budget-inf-frames", RUN + " --budget 1e999frames", 1, "finite"),
     ("run-budget-inf-gflops", RUN + " --budget 1e999gflops", 1, "finite"),

@@ -76,8 +76,36 @@ def test_export_overwrite_replaces_a_bundle(cli, tmp_path, tiny_checkpoint, tiny
 
 def test_export_without_overwrite_refuses_before_loading_anything(cli, tmp_path):
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
     code, _, err = cli("export", tmp_path / "missing.pt", "--out", tmp_path / "out")
-    assert code == 1 and "already exists" in err  # the output is checked first
+    assert code == 1 and "already exists and is not a bundle" in err  # checked first
+
+
+def test_export_into_an_empty_folder_or_the_current_one(cli, tmp_path, tiny_checkpoint,
+                                                        tiny_bundle, monkeypatch):  # fmt: skip
+    (tmp_path / "empty").mkdir()
+    assert cli("export", tiny_checkpoint, "--frames", "4", "--out", tmp_path / "empty")[0] == 0
+    shutil.copytree(tiny_bundle, tmp_path / "b")
+    monkeypatch.chdir(tmp_path / "b")
+    code, _, err = cli("export", tiny_checkpoint, "--frames", "4", "--out", ".", "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.onnx")) == ["fan_4f.onnx"]
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [["eval", "{ck}", "--frames", "4", "--json", "{ck}"],
+                                  ["run", "{video}", "--output", "{video}"]],
+                         ids=["eval-json-over-checkpoint", "run-output-over-video"])  # fmt: skip
+def test_an_output_is_never_one_of_the_inputs(cli, tmp_path, tiny_checkpoint, tiny_bundle,
+                                              example_video, argv):  # fmt: skip
+    ck, video = tmp_path / "ck.pt", tmp_path / "clip.json"
+    shutil.copy(tiny_checkpoint, ck)
+    shutil.copy(example_video, video)
+    before = tree(tmp_path)
+    args = [a.format(ck=ck, video=video) for a in argv]
+    code, _, err = cli(*args, *(["--bundle", tiny_bundle] if argv[0] == "run" else []))
+    assert code == 1 and "input" in err and err.count("\n") == 1, err
+    assert tree(tmp_path) == before
 
 
 def test_synth_overwrite_replaces_only_a_synth_folder(cli, tmp_path):
@@ -131,8 +159,9 @@ def test_an_existing_run_needs_resume_or_overwrite(tmp_path):
 
 def test_resume_of_nothing_is_refused(tmp_path):
     with pytest.raises(FanEdgeError, match="nothing to resume"):
-        train_from_options(out=tmp_path / "new", mode="fan", frames=[4, 8], resume=True,
-                           **SMALL)  # fmt: skip
+        train_from_options(out=tmp_path / "new" / "run", mode="fan", frames=[4, 8],
+                           resume=True, **SMALL)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # the folders it made for nothing are gone
     with pytest.raises(FanEdgeError, match="nothing to resume"):
         train_from_options(out=tmp_path / "st", mode="st", frames=[4, 8], resume=True,
                            **SMALL)  # fmt: skip
@@ -143,6 +172,38 @@ def test_resume_with_other_data_is_refused(tmp_path):
     with pytest.raises(FanEdgeError, match=r"other data \(num_videos\)"):
         train_from_options(out=tmp_path, mode="fan", frames=[4, 8], resume=True,
                            **SMALL | {"num_videos": 12})  # fmt: skip
+
+
+def test_overwrite_never_deletes_the_init_checkpoint(tmp_path):
+    train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    first = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(FanEdgeError, match="--init .* is the run --overwrite would replace"):
+        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], overwrite=True,
+                           init=tmp_path / "checkpoint.pt", **SMALL)  # fmt: skip
+    assert (tmp_path / "checkpoint.pt").read_bytes() == first
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pt", "metrics.json"])
+def test_a_folder_in_place_of_a_run_file_is_refused_before_training(tmp_path, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(FanEdgeError, match="it is a folder"):
+        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], overwrite=True, **SMALL)
+
+
+def test_resume_knows_a_list_file_by_its_content(tmp_path, monkeypatch):
+    from fan_edge.data.export import write_synthetic
+
+    csv = write_synthetic(tmp_path / "data", num_videos=4)
+    args = SMALL | {"data": str(csv), "val": None}
+    train_from_options(out=tmp_path / "run", mode="fan", frames=[4, 8], **args)
+    monkeypatch.chdir(tmp_path / "data")
+    result = train_from_options(out=tmp_path / "run", mode="fan", frames=[4, 8], resume=True,
+                                **args | {"data": "./annotations.csv", "epochs": 2})  # fmt: skip
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2]
+    csv.write_text(csv.read_text().replace("\n", "\n", 1) + "videos/000000.mp4,0\n")
+    with pytest.raises(FanEdgeError, match="other data"):
+        train_from_options(out=tmp_path / "run", mode="fan", frames=[4, 8], resume=True,
+                           **args | {"epochs": 3})  # fmt: skip
 
 
 def test_a_run_in_use_is_refused(tmp_path):
@@ -169,13 +230,17 @@ def _dead_pid() -> int:
 
 def test_temporaries_of_dead_processes_are_swept(tmp_path):
     dead, alive = _dead_pid(), os.getpid()
-    (tmp_path / f".bundle.{dead}-x1.tmp").mkdir()
-    (tmp_path / f".bundle.{dead}-x2.old").mkdir()
-    (tmp_path / f".metrics.{dead}-abc.tmp.json").write_text("{")
-    (tmp_path / f".bundle.{alive}-x3.tmp").mkdir()  # still being written
-    (tmp_path / ".config").mkdir()  # not ours
+    (tmp_path / f".bundle.fan-edge-tmp-{dead}-x1.tmp").mkdir()
+    (tmp_path / f".bundle.fan-edge-tmp-{dead}-x2.old").mkdir()
+    (tmp_path / f".metrics.fan-edge-tmp-{dead}-abc.tmp.json").write_text("{")
+    live = f".bundle.fan-edge-tmp-{alive}-x3.tmp"
+    (tmp_path / live).mkdir()  # still being written
+    users = [".config", ".notes.2024-jan.old", ".photos.2023-summer.old",
+             f".a.{dead}-x.tmp", f".b.fan-edge-tmp-{dead}-x.tmp.keep.me"]  # not ours
+    for name in users:
+        (tmp_path / name).mkdir()
     sweep_stale(tmp_path)
-    assert hidden(tmp_path) == [".bundle." + f"{alive}-x3.tmp", ".config"]
+    assert hidden(tmp_path) == sorted([live, *users])
 
 
 def test_a_terminated_export_leaves_nothing(tmp_path, tiny_checkpoint):
