@@ -79,6 +79,9 @@ class VideoCSV:
         indices = [_count(n) for n in names]
         if classes:
             self.classes = list(classes)
+            if len(set(self.classes)) != len(self.classes):
+                raise FanEdgeError(f"{self.csv_path}: the class list names a class twice: list "
+                                   "each class once (classes.txt: one name a line)")  # fmt: skip
         elif all(i is not None for i in indices):  # integer labels: indices, sorted numerically
             top = max(indices)
             if top >= MAX_CLASSES:
