@@ -112,21 +112,30 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """The config a checkpoint stored (the load path): every field must be present and
-        valid; a problem reads "model config: FIELD ..." for the caller to name the file."""
+        """The config a checkpoint stored (the load path): every field of the first format
+        must be present (a missing one must not become a default silently), fields added
+        since take their defaults, all must be valid; a problem reads "model config: FIELD
+        ..." for the caller to name the file."""
         if not isinstance(d, dict):
             raise FanEdgeError(f"model config must be a dict of fields, got {_show(d)}")
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(map(str, set(d) - set(names)))
         if unknown:
             raise FanEdgeError(f"model config: unknown fields {', '.join(unknown)}")
-        missing = [n for n in names if n not in d]
+        missing = [n for n in names if n not in d and n in REQUIRED_MODEL_FIELDS]
         if missing:
             raise FanEdgeError(f"model config: {', '.join(missing)} missing")
         try:
             return cls(**d)
         except FanEdgeError as e:
             raise FanEdgeError(f"model config: {e}") from None
+
+
+# Every checkpoint ever written holds these; a field added later needs a default that
+# rebuilds the models written before it, and is not listed here.
+REQUIRED_MODEL_FIELDS = frozenset({
+    "arch", "num_classes", "frames", "width", "stem", "input_size", "shift_div", "dropout",
+    "specialize_norm", "weight_alteration", "mean", "std"})  # fmt: skip
 
 
 # Presets: "tiny" trains in minutes on 2 CPU cores at 32 px; "r50" is the paper's TSM-R50.

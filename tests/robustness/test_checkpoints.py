@@ -191,3 +191,19 @@ def test_the_config_knows_every_backbone_and_stem():
     assert set(ARCHS) == set(BACKBONES)
     for stem in STEMS:  # each one builds
         build_model(preset("tiny", num_classes=2, frames=(4,), stem=stem))
+
+
+def test_fields_added_later_take_their_defaults():
+    """Old checkpoints keep loading when ModelConfig grows (a new field needs a default)."""
+    import dataclasses
+
+    from fan_edge.config import REQUIRED_MODEL_FIELDS, ModelConfig, preset
+
+    fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    assert REQUIRED_MODEL_FIELDS <= set(fields)
+    later = set(fields) - REQUIRED_MODEL_FIELDS
+    assert all(fields[n].default is not dataclasses.MISSING
+               or fields[n].default_factory is not dataclasses.MISSING for n in later)  # fmt: skip
+    stored = preset("tiny", num_classes=5).to_dict()
+    assert ModelConfig.from_dict({k: v for k, v in stored.items() if k not in later}).to_dict() \
+        == stored  # fmt: skip
