@@ -39,7 +39,8 @@ import curves
 import torch
 from common import machine, read_json
 
-from fan_edge.config import TrainConfig
+import fan_edge.models  # noqa: E402, F401  (the backbones register their presets)
+from fan_edge.config import PRESETS, TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path, write_json
 from fan_edge.train.api import evaluate_checkpoint, train_from_options
@@ -491,7 +492,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "videos .csv or a frame list (as `fan-edge train --data`)",
     )
     p.add_argument("--val", default=None, help="validation data (needed unless built in)")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "r18", "r50"])
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     p.add_argument(
         "--init",
         type=Path,

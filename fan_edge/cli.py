@@ -69,10 +69,8 @@ class Mode(str, Enum):
     proportional = "proportional"
 
 
-class Preset(str, Enum):
-    tiny = "tiny"
-    r18 = "r18"
-    r50 = "r50"
+PRESET_HELP = ("Model preset: tiny, r18, r50, or one a registered backbone adds "
+               "(fan_edge.models.register_backbone).")
 
 
 # Ranges of numeric options: typer refuses a value outside one as a usage error (exit code 2).
@@ -127,7 +125,7 @@ def train(
             "paper's baselines over a low and a high count."
         ),
     ] = (Mode.fan),
-    preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.tiny,
+    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "tiny",
     frames: FramesOpt = None,
     epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=100_000)] = 10,
     batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1,
@@ -186,7 +184,7 @@ def train(
     from fan_edge.train.api import train_from_options
 
     result = train_from_options(
-        out=out, data=data, val=val, mode=mode.value, preset=preset.value, frames=frames,
+        out=out, data=data, val=val, mode=mode.value, preset=preset, frames=frames,
         epochs=epochs, batch_size=batch_size, lr=lr, kd_lambda=kd_lambda, seed=seed,
         kd_warmup_epochs=kd_warmup, kd_gate=kd_gate, distill=distill, rho=rho, init=init,
         num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
@@ -250,7 +248,7 @@ def eval_(
 
 @app.command()
 def flops(
-    preset: Annotated[Preset, typer.Option(help="Model preset.")] = Preset.r50,
+    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "r50",
     frames: FramesOpt = None,
     size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).",
                                             min=MIN_SIZE, max=MAX_SIZE)] = None,  # fmt: skip
@@ -261,7 +259,7 @@ def flops(
     """Parameters and GFLOPs (multiply-adds) of each sub-network, as the paper counts them."""
     from fan_edge.train.api import model_costs
 
-    report = model_costs(preset.value, frames, size, classes, checkpoint)
+    report = model_costs(preset, frames, size, classes, checkpoint)
     rows = [[c["frames"], f"{c['gflops']:.3f}", f"{c['params'] / 1e6:.3f}M"]
             for c in report["subnets"]]  # fmt: skip
     console.print(_table(report["title"], ["frames", "GFLOPs", "params"], rows))

@@ -9,9 +9,8 @@ from typing import NoReturn
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import validate_frame_set
 
-# The backbones of fan_edge.models.BACKBONES (a test keeps the two in step; this module
-# stays torch-free) and the stems they take.
-ARCHS = ("tsm_resnet18", "tsm_resnet50")
+# The stems the ResNet builders take. Backbone names are checked against the registry
+# (fan_edge.models.registry) when a model is built: this module stays torch-free.
 STEMS = ("imagenet", "small")
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 4096  # the bundle's input.size goes up to 4096 too
 MAX_WIDTH = 16  # channel multiplier: 16 is already 16x a ResNet's channels
@@ -90,7 +89,8 @@ class ModelConfig:
                     fail(name, want)
             object.__setattr__(self, name, tuple(float(x) for x in v))
 
-        choice("arch", ARCHS)
+        if not (isinstance(self.arch, str) and self.arch.isidentifier()):
+            fail("arch", "a backbone name")
         integer("num_classes", 2, MAX_CLASSES)
         frames = self.frames
         if not (isinstance(frames, list | tuple) and frames and all(map(_is_int, frames))):
@@ -138,15 +138,15 @@ REQUIRED_MODEL_FIELDS = frozenset({
     "specialize_norm", "weight_alteration", "mean", "std"})  # fmt: skip
 
 
-# Presets: "tiny" trains in minutes on 2 CPU cores at 32 px; "r50" is the paper's TSM-R50.
-PRESETS: dict[str, dict] = {
-    "tiny": dict(arch="tsm_resnet18", width=0.25, stem="small", input_size=32, dropout=0.2),
-    "r18": dict(arch="tsm_resnet18", width=1.0, stem="imagenet", input_size=224),
-    "r50": dict(arch="tsm_resnet50", width=1.0, stem="imagenet", input_size=224),
-}
+# Presets (name -> ModelConfig fields), filled by the backbones as they register
+# (fan_edge.models.registry): "tiny" trains in minutes on 2 CPU cores at 32 px, "r50" is the
+# paper's TSM-R50.
+PRESETS: dict[str, dict] = {}
 
 
 def preset(name: str, **overrides) -> ModelConfig:
+    import fan_edge.models  # noqa: F401  (the backbones register their presets)
+
     if name not in PRESETS:
         raise FanEdgeError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     return ModelConfig(**{**PRESETS[name], **overrides})

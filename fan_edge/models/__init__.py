@@ -1,11 +1,11 @@
-"""Model registry: a backbone is one file plus one line in BACKBONES."""
+"""Models: layers, the generic conversion to a FAN, and the registered backbones.
 
-from collections.abc import Callable
-
-from torch import nn
+A backbone is one file that registers itself (`@register_backbone`, registry.py) and one
+import below."""
 
 from fan_edge.config import ModelConfig
 from fan_edge.errors import FanEdgeError
+from fan_edge.models import tsm_resnet  # noqa: F401  (registers its backbones)
 from fan_edge.models.fan import FrameAdaptiveNet, convert_to_fan
 from fan_edge.models.layers import (
     AlterationSlot,
@@ -14,12 +14,7 @@ from fan_edge.models.layers import (
     TemporalShift,
     WeightAlteration,
 )
-from fan_edge.models.tsm_resnet import tsm_resnet18, tsm_resnet50
-
-BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    "tsm_resnet18": tsm_resnet18,
-    "tsm_resnet50": tsm_resnet50,
-}
+from fan_edge.models.registry import BACKBONES, register_backbone, unregister_backbone
 
 
 def build_model(cfg: ModelConfig) -> FrameAdaptiveNet:
@@ -51,4 +46,6 @@ __all__ = [
     "WeightAlteration",
     "build_model",
     "convert_to_fan",
+    "register_backbone",
+    "unregister_backbone",
 ]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fan_edge.models.layers import AlterationSlot, TemporalShift
+from fan_edge.models.registry import register_backbone
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -145,9 +146,13 @@ class TSMResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+@register_backbone(presets={
+    "tiny": dict(width=0.25, stem="small", input_size=32, dropout=0.2),
+    "r18": dict(width=1.0, stem="imagenet", input_size=224)})  # fmt: skip
 def tsm_resnet18(**kwargs) -> TSMResNet:
     return TSMResNet(block=BasicBlock, layers=(2, 2, 2, 2), **kwargs)
 
 
+@register_backbone(presets={"r50": dict(width=1.0, stem="imagenet", input_size=224)})
 def tsm_resnet50(**kwargs) -> TSMResNet:
     return TSMResNet(block=Bottleneck, layers=(3, 4, 6, 3), **kwargs)

@@ -12,7 +12,7 @@ import torch
 from fan_edge.config import ModelConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path
-from fan_edge.models import FrameAdaptiveNet, build_model
+from fan_edge.models import BACKBONES, FrameAdaptiveNet, build_model
 
 FORMAT = "fan-edge-checkpoint"
 VERSION = 1
@@ -89,6 +89,10 @@ def _check_content(ckpt: dict) -> None:
         if key not in ckpt:
             raise FanEdgeError(f"{key} is missing")
     cfg = ModelConfig.from_dict(ckpt["model_config"])
+    if cfg.arch not in BACKBONES:
+        raise FanEdgeError(f"model config: arch must be one of the registered backbones "
+                           f"({', '.join(BACKBONES)}), got {cfg.arch!r} (a backbone of your "
+                           "own: import its file first)")  # fmt: skip
     classes = ckpt["classes"]
     if not isinstance(classes, list | tuple):
         raise FanEdgeError(f"classes must be a list of class names, got {_show(classes)}")

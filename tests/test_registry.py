@@ -1,0 +1,69 @@
+"""A backbone registered from outside the library goes through train -> export -> run with no
+edit anywhere else (issue 14's acceptance for the registry)."""
+
+import pytest
+import torch
+from torch import nn
+
+from exporters import export
+from fan_edge.config import PRESETS
+from fan_edge.models import (
+    BACKBONES,
+    AlterationSlot,
+    TemporalShift,
+    register_backbone,
+    unregister_backbone,
+)
+from fan_edge.runtime import Predictor
+from fan_edge.train.api import train_from_options
+
+
+class ToyNet(nn.Module):
+    """Two convolutions with norms, a temporal shift and an alteration slot between them."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.shift, self.alter = TemporalShift(4), AlterationSlot(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W)
+        b, t = x.shape[:2]
+        y = torch.relu(self.bn1(self.conv1(x.flatten(0, 1)))).unflatten(0, (b, t))
+        y = torch.relu(self.bn2(self.conv2(self.alter(self.shift(y).flatten(0, 1)))))
+        return self.fc(y.mean((2, 3))).unflatten(0, (b, t)).mean(1)
+
+
+@pytest.fixture
+def toy_preset():
+    @register_backbone("toy_net", presets={"toy": dict(input_size=32, dropout=0.0)})
+    def toy_net(num_classes: int, **unused) -> ToyNet:
+        return ToyNet(num_classes)
+
+    yield "toy"
+    unregister_backbone("toy_net")
+    assert "toy_net" not in BACKBONES and "toy" not in PRESETS
+
+
+def test_a_registered_backbone_trains_exports_and_runs(toy_preset, tmp_path, example_video, cli):
+    result = train_from_options(
+        out=tmp_path / "run", mode="fan", frames=[4, 8], data="synthetic", val=None,
+        preset=toy_preset, epochs=1, batch_size=4, lr=0.05, kd_lambda=1.0, seed=0,
+        num_videos=8, num_val=4, quiet=True,
+    )  # fmt: skip
+    assert result["epochs"][0]["val"].keys() == {"4", "8"}
+    bundle = export(result["checkpoint"], [4, 8], tmp_path / "bundle", log=lambda *_: None)
+    prediction = Predictor(bundle).predict(example_video, frames=8)
+    assert prediction.frames == 8 and len(prediction.labels) == 5
+    code, out, err = cli("run", example_video, "--bundle", bundle, "--budget", "4frames")
+    assert code == 0 and "4-frame sub-network" in out, err
+
+
+def test_a_name_is_registered_once(toy_preset):
+    with pytest.raises(ValueError, match="registered already"):
+        register_backbone("toy_net")(lambda **kw: None)
+    with pytest.raises(ValueError, match="registered already"):
+        register_backbone("other", presets={"tiny": {}})(lambda **kw: None)
+    assert "other" not in BACKBONES
