@@ -298,6 +298,22 @@ def export(
     show_bundle(Bundle(path))
 
 
+@app.command("build")
+def build_(
+    bundle: Annotated[Path, typer.Argument(help="A bundle from `fan-edge export`.")],
+    target: Annotated[str, typer.Option(
+        help="What to build: trt (TensorRT engines, on the target GPU; not verified here).")],
+    fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
+    strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
+) -> None:
+    """Build a bundle's graphs for a target on this device (no PyTorch needed) and record
+    the artifacts in its manifest, where `fan-edge run --backend trt` finds them."""
+    from exporters import build
+    from fan_edge.bundle import Bundle
+
+    show_bundle(Bundle(build(bundle, target, fp16=fp16, strip=strip)))
+
+
 def show_bundle(bundle) -> None:
     rows = [[s.frames, s.trained_frames, f"{s.gflops:.3f}", s.file] for s in bundle.subnetworks]
     console.print(_table(f"bundle {bundle.path} ({bundle.manifest['weights']} weights)",

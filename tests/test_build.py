@@ -1,0 +1,82 @@
+"""`fan-edge build BUNDLE --target trt`: the torch-free second stage records what it builds in
+the manifest. TensorRT cannot run here, so its one call (`build_engine`) is stood in for; the
+recording, sealing, locking and clean-up around it are what is tested."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import exporters.tensorrt as trt_target
+from fan_edge.bundle import Bundle
+
+
+def tree(path):
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+@pytest.fixture
+def bundle(tiny_bundle, tmp_path):
+    return shutil.copytree(tiny_bundle, tmp_path / "bundle")
+
+
+@pytest.fixture
+def fake_tensorrt(monkeypatch):
+    def build_engine(onnx_path, plan_path, *, frames, size, fp16, strip, max_batch=8):
+        plan_path.write_bytes(f"plan {frames} {size} {fp16}".encode())
+        return {"frames": frames, "file": f"{trt_target.ENGINE_DIR}/{plan_path.name}",
+                "precision": "fp16" if fp16 else "fp32", "stripped": strip,
+                "tensorrt": "10.0-stand-in", "max_batch": max_batch}  # fmt: skip
+
+    monkeypatch.setattr(trt_target, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(trt_target, "build_engine", build_engine)
+
+
+def test_build_records_the_engines_in_the_sealed_manifest(bundle, fake_tensorrt, cli):
+    code, out, err = cli("build", bundle, "--target", "trt", "--fp16")
+    assert code == 0, err
+    b = Bundle(bundle)  # verified: hashes of the plans, the manifest's own hash
+    assert [(e["frames"], e["precision"]) for e in b.manifest["engines"]] == \
+        [(4, "fp16"), (8, "fp16"), (16, "fp16")]  # fmt: skip
+    assert all(e["file"] in b.manifest["files"] for e in b.manifest["engines"])
+    assert cli("build", bundle, "--target", "trt")[0] == 0  # a rebuild replaces them
+    assert {e["precision"] for e in Bundle(bundle).manifest["engines"]} == {"fp32"}
+
+
+def test_a_failed_build_leaves_the_bundle_as_it_was(bundle, fake_tensorrt, monkeypatch, cli):
+    before = tree(bundle)
+    real = trt_target.build_engine
+
+    def fails_on_16(onnx_path, plan_path, *, frames, **kw):
+        if frames == 16:
+            raise trt_target.FanEdgeError("TensorRT failed to build an engine for fan_16f.onnx")
+        return real(onnx_path, plan_path, frames=frames, **kw)
+
+    monkeypatch.setattr(trt_target, "build_engine", fails_on_16)
+    code, _, err = cli("build", bundle, "--target", "trt")
+    assert code == 1 and "fan_16f" in err and err.count("\n") == 1
+    assert tree(bundle) == before
+
+
+@pytest.mark.parametrize("argv,word", [
+    (["--target", "trt"], "TensorRT is not installed"),
+    (["--target", "onnx"], "unknown target"),
+    (["--target", "trt", "--strip", "--fp16"], "TensorRT is not installed"),
+], ids=["no-tensorrt", "onnx-is-not-a-build", "no-tensorrt-with-options"])  # fmt: skip
+def test_build_refuses_in_one_line(bundle, cli, argv, word):
+    before = tree(bundle)
+    code, _, err = cli("build", bundle, *argv)
+    assert code == 1 and word in err and err.count("\n") == 1, err
+    assert tree(bundle) == before
+
+
+def test_build_needs_no_torch(bundle):
+    """The device stage imports neither torch nor the exporter's ONNX writer."""
+    code = ("import sys; from exporters import build\n"
+            "try:\n    build(sys.argv[1], 'trt')\nexcept Exception as e:\n    print(e)\n"
+            "print('torch' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True,
+                         text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert out == [trt_target.INSTALL_HINT, "False"]
