@@ -1,6 +1,6 @@
-"""Exporters: one table of formats drives validation, help text and dispatch.
-
-Adding a format is one new module plus one row in FORMATS.
+"""Exporters: checkpoint -> bundle (`export`, needs torch) and bundle -> target (`build`,
+torch-free, on the device). One table of formats gives the option checks and the help text;
+`build` still calls the TensorRT module by name (a table-driven dispatch is issue 14's).
 """
 
 from dataclasses import dataclass
@@ -25,9 +25,28 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("onnx", ".onnx", False, ("fold",),
                      "per-frame-count ONNX graphs sharing one weights file", True),
         ExportFormat("trt", ".plan", True, ("fp16", "strip"),
-                     "TensorRT engines built from the ONNX graphs (on the target GPU)", False),
+                     "TensorRT engines built from the ONNX graphs", False),
     )
 }  # fmt: skip
+
+
+# What the second stage (`fan-edge build`) makes from a bundle: every format but the bundle's.
+BUILDS = {name: f for name, f in FORMATS.items() if name != "onnx"}
+
+
+def _build_format(name: str, flag: str) -> ExportFormat:
+    if name not in BUILDS:
+        raise FanEdgeError(f"unknown {flag} {name!r}: choose one of {', '.join(BUILDS)}")
+    return BUILDS[name]
+
+
+def targets_help() -> str:
+    """The `--target` / `--engine` help, from the table: what each builds, where, verified."""
+    return "; ".join(
+        f"{f.name}: {f.description}" + (" on the target GPU" if f.needs_gpu else "")
+        + (" (not verified here)" if not f.verified_here else "")
+        + (f" [--{', --'.join(f.options)}]" if f.options else "")
+        for f in BUILDS.values())  # fmt: skip
 
 
 def export(
@@ -43,8 +62,8 @@ def export(
     log=print,
 ) -> Path:
     """Export `checkpoint` to the bundle `out`; with `engine="trt"` also build engines."""
-    if engine is not None and engine not in FORMATS:
-        raise FanEdgeError(f"unknown engine {engine!r}: choose one of {', '.join(FORMATS)}")
+    if engine is not None:
+        _build_format(engine, "engine")
     used = {"fold": fold, "fp16": fp16, "strip": strip}
     allowed = set(FORMATS["onnx"].options) | (set(FORMATS[engine].options) if engine else set())
     bad = [k for k, v in used.items() if v and k not in allowed]
@@ -76,11 +95,8 @@ def build(bundle: str | Path, target: str, *, fp16: bool = False, strip: bool = 
     from fan_edge.bundle import MANIFEST, Bundle, file_record, seal
     from fan_edge.fileio import locked, write_json
 
-    if target not in FORMATS or target == "onnx":
-        builds = ", ".join(f for f in FORMATS if f != "onnx")
-        raise FanEdgeError(f"unknown target {target!r}: choose one of {builds}")
-    bad = [k for k, v in {"fp16": fp16, "strip": strip}.items()
-           if v and k not in FORMATS[target].options]  # fmt: skip
+    options = _build_format(target, "target").options
+    bad = [k for k, v in {"fp16": fp16, "strip": strip}.items() if v and k not in options]
     if bad:
         raise FanEdgeError(f"--{bad[0]} is not an option of --target {target}")
     path = Bundle(bundle).path  # verified: every hash, every graph

@@ -71,6 +71,7 @@ def build_engine(onnx_path: Path, plan_path: Path, *, frames: int, size: int, fp
 
 def build_engines(bundle_dir: Path, *, fp16: bool = False, strip: bool = False) -> list[dict]:
     """Build an engine for every graph of a bundle into `bundle_dir/engines/`."""
+    from exporters import FORMATS
     from fan_edge.bundle import Bundle
 
     import_tensorrt()  # fail fast, before any work
@@ -78,7 +79,7 @@ def build_engines(bundle_dir: Path, *, fp16: bool = False, strip: bool = False) 
     (bundle.path / ENGINE_DIR).mkdir(exist_ok=True)
     out = []
     for s in bundle.subnetworks:
-        plan = bundle.path / ENGINE_DIR / Path(s.file).with_suffix(".plan").name
+        plan = bundle.path / ENGINE_DIR / Path(s.file).with_suffix(FORMATS["trt"].suffix).name
         out.append(build_engine(bundle.file(s.file), plan, frames=s.frames,
                                 size=bundle.input["size"], fp16=fp16, strip=strip))  # fmt: skip
     return out

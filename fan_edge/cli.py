@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from exporters import targets_help
 from fan_edge.config import MAX_CLASSES, MAX_WORKERS, TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
@@ -270,10 +271,6 @@ def flops(
     )
 
 
-class Engine(str, Enum):
-    trt = "trt"
-
-
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from `fan-edge train`.")],
@@ -282,9 +279,10 @@ def export(
     fold: Annotated[bool, typer.Option(help="Standalone graphs, norms folded (no sharing).")] = (
         False
     ),
-    engine: Annotated[Engine | None, typer.Option(help="Also build engines (trt).")] = None,
-    fp16: Annotated[bool, typer.Option(help="TensorRT: build fp16 engines.")] = False,
-    strip: Annotated[bool, typer.Option(help="TensorRT: weight-stripped plans.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help=f"Also build for a target, as `fan-edge build` does: {targets_help()}.")] = None,
+    fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
+    strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Split a FAN checkpoint into per-frame-count ONNX graphs sharing one weights file."""
@@ -292,7 +290,7 @@ def export(
     from fan_edge.bundle import Bundle
 
     out = out or Path("models") / checkpoint.resolve().parent.name
-    path = export_bundle(checkpoint, frames or [4, 8, 16], out, engine=engine and engine.value,
+    path = export_bundle(checkpoint, frames or [4, 8, 16], out, engine=engine,
                          fold=fold, fp16=fp16, strip=strip, overwrite=overwrite,
                          log=console.print)  # fmt: skip
     show_bundle(Bundle(path))
@@ -301,8 +299,7 @@ def export(
 @app.command("build")
 def build_(
     bundle: Annotated[Path, typer.Argument(help="A bundle from `fan-edge export`.")],
-    target: Annotated[str, typer.Option(
-        help="What to build: trt (TensorRT engines, on the target GPU; not verified here).")],
+    target: Annotated[str, typer.Option(help=f"What to build: {targets_help()}.")],
     fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
     strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
 ) -> None:
