@@ -331,6 +331,9 @@ class BackendName(str, Enum):
 
 
 DEFAULT_BUNDLE = Path("models/demo")
+ThreadsOpt = Annotated[int | None, typer.Option(
+    help="Inference threads (default: one per physical core). Latency profiles are kept per "
+    "thread count: bench and run with the same value.", min=1, max=1024)]  # fmt: skip
 
 
 class DecoderName(str, Enum):
@@ -365,6 +368,7 @@ def run(
     ),
     eager: Annotated[bool, typer.Option(help="Load every sub-network up front.")] = False,
     jobs: Annotated[int, typer.Option(help="Clips read ahead in parallel.", min=1, max=64)] = 2,
+    threads: ThreadsOpt = None,
     output: Annotated[Path | None, typer.Option(
         help="Also write results here: .jsonl, .json or .csv.")] = None,  # fmt: skip
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
@@ -397,7 +401,7 @@ def run(
     if output is not None:
         check_output_path(output, "--output file", inputs=[*inputs, bundle])  # before the work
     predictor = Predictor(bundle, backend=backend.value, eager=eager, decoder=decoder.value,
-                          budget_for=budget_for.value)  # fmt: skip
+                          budget_for=budget_for.value, threads=threads)  # fmt: skip
     paths = expand_inputs(inputs)
     outcomes = []
     from rich.progress import Progress
@@ -475,6 +479,7 @@ def bench_(
     batch: Annotated[int, typer.Option(help="Clips per run.", min=1, max=MAX_BATCH)] = 1,
     iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1,
                                        max=100_000)] = 20,
+    threads: ThreadsOpt = None,
     video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
     codec: Annotated[list[str] | None, typer.Option(
         help="Codecs whose decode cost to measure (repeat: --codec h264 --codec av1); "
@@ -501,7 +506,7 @@ def bench_(
                                "somewhere writable, or pass --no-save)") from None  # fmt: skip
     with Progress(transient=True, disable=json_out) as progress:
         prof = bench(bundle, backend=backend.value, batch=batch, iters=iters, video=video,
-                     save=save, codecs=codecs, progress=progress)  # fmt: skip
+                     save=save, codecs=codecs, threads=threads, progress=progress)  # fmt: skip
     if json_out:
         import json
 

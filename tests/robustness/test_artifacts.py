@@ -497,3 +497,13 @@ def test_fuzzed_profile_loads_or_is_a_fan_edge_error(fuzz_profile_bundle, data, 
         assert "\n" not in str(e)
         return
     assert latency and all(math.isfinite(ms) and ms > 0 for ms in latency.values())
+
+
+def test_run_uses_the_profile_of_its_own_thread_count(tiny_bundle, tmp_path, example_video, cli):
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "b")
+    assert cli("bench", bundle, "--threads", "3", "--iters", "1", "--no-decode")[0] == 0
+    run = ["run", example_video, "--bundle", bundle, "--budget", "1s", "--budget-for", "network"]
+    code, _, err = cli(*run, "--threads", "3")
+    assert code == 0, err
+    code, _, err = cli(*run, "--threads", "5")
+    assert code == 1 and "no latency profile" in err and "3 threads" in err, err
