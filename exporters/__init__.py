@@ -34,9 +34,13 @@ FORMATS: dict[str, ExportFormat] = {
 BUILDS = {name: f for name, f in FORMATS.items() if name != "onnx"}
 
 
-def _build_format(name: str, flag: str) -> ExportFormat:
+def _build_format(name: str, flag: str, **options: bool) -> ExportFormat:
+    """The second-stage format `name`, after checking that it takes every option used."""
     if name not in BUILDS:
         raise FanEdgeError(f"unknown {flag} {name!r}: choose one of {', '.join(BUILDS)}")
+    bad = [k for k, used in options.items() if used and k not in BUILDS[name].options]
+    if bad:
+        raise FanEdgeError(f"--{bad[0]} is not an option of --{flag} {name}")
     return BUILDS[name]
 
 
@@ -63,13 +67,10 @@ def export(
 ) -> Path:
     """Export `checkpoint` to the bundle `out`; with `engine="trt"` also build engines."""
     if engine is not None:
-        _build_format(engine, "engine")
-    used = {"fold": fold, "fp16": fp16, "strip": strip}
-    allowed = set(FORMATS["onnx"].options) | (set(FORMATS[engine].options) if engine else set())
-    bad = [k for k, v in used.items() if v and k not in allowed]
-    if bad:
-        raise FanEdgeError(f"--{bad[0]} needs --engine trt" if bad[0] in FORMATS["trt"].options
-                           else f"--{bad[0]} is not an option of --engine {engine}")  # fmt: skip
+        _build_format(engine, "engine", fp16=fp16, strip=strip)
+    elif fp16 or strip:  # options of a second-stage format, without one
+        needs = [f for f, fmt in BUILDS.items() if ("fp16" if fp16 else "strip") in fmt.options]
+        raise FanEdgeError(f"--{'fp16' if fp16 else 'strip'} needs --engine {' or '.join(needs)}")
     if engine == "trt":
         from exporters.tensorrt import import_tensorrt
 
@@ -95,10 +96,7 @@ def build(bundle: str | Path, target: str, *, fp16: bool = False, strip: bool = 
     from fan_edge.bundle import MANIFEST, Bundle, file_record, seal
     from fan_edge.fileio import locked, write_json
 
-    options = _build_format(target, "target").options
-    bad = [k for k, v in {"fp16": fp16, "strip": strip}.items() if v and k not in options]
-    if bad:
-        raise FanEdgeError(f"--{bad[0]} is not an option of --target {target}")
+    _build_format(target, "target", fp16=fp16, strip=strip)
     path = Bundle(bundle).path  # verified: every hash, every graph
     engines_dir = path / ENGINE_DIR
     before = set(engines_dir.iterdir()) if engines_dir.is_dir() else set()
