@@ -7,6 +7,7 @@ PyPI wheel; on Jetson it comes with JetPack). The code follows the official Pyth
 
 from pathlib import Path
 
+from exporters.registry import register_target
 from fan_edge.errors import FanEdgeError
 
 ENGINE_DIR = "engines"
@@ -66,20 +67,17 @@ def build_engine(onnx_path: Path, plan_path: Path, *, frames: int, size: int, fp
     plan_path.write_bytes(bytes(plan))
     return {"frames": frames, "file": f"{ENGINE_DIR}/{plan_path.name}",
             "precision": "fp16" if fp16 else "fp32", "stripped": strip,
-            "tensorrt": trt.__version__, "max_batch": max_batch}  # fmt: skip
+            "versions": {"tensorrt": trt.__version__}, "max_batch": max_batch}  # fmt: skip
 
 
-def build_engines(bundle_dir: Path, *, fp16: bool = False, strip: bool = False) -> list[dict]:
-    """Build an engine for every graph of a bundle into `bundle_dir/engines/`."""
-    from exporters import FORMATS
-    from fan_edge.bundle import Bundle
-
-    import_tensorrt()  # fail fast, before any work
-    bundle = Bundle(bundle_dir)
-    (bundle.path / ENGINE_DIR).mkdir(exist_ok=True)
+@register_target("trt", folder=ENGINE_DIR, options=("fp16", "strip"),
+                 needs_gpu=True, verified_here=False, requires=import_tensorrt,
+                 description="TensorRT engines built from the ONNX graphs")  # fmt: skip
+def build_engines(bundle, folder: Path, *, fp16: bool = False, strip: bool = False) -> list[dict]:
+    """Build an engine for every graph of a bundle into `folder` (the bundle's engines/)."""
     out = []
     for s in bundle.subnetworks:
-        plan = bundle.path / ENGINE_DIR / Path(s.file).with_suffix(FORMATS["trt"].suffix).name
+        plan = folder / Path(s.file).with_suffix(".plan").name
         out.append(build_engine(bundle.file(s.file), plan, frames=s.frames,
                                 size=bundle.input["size"], fp16=fp16, strip=strip))  # fmt: skip
     return out

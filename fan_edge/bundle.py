@@ -22,6 +22,7 @@ from fan_edge.frames import select_subnetwork
 MANIFEST = "manifest.json"
 SCHEMA = "fan-edge-bundle"
 SCHEMA_VERSION = 2  # 2: the manifest records its own sha256
+PRECISIONS = ("fp32", "fp16", "int8")  # what a build artifact computes in
 MANIFEST_HASH = "manifest_sha256"
 # Files a bundle may hold besides those its manifest lists: measured on the device after export.
 DEVICE_FILES = ("latency.json",)
@@ -468,19 +469,25 @@ def _weights_and_engines(c: Fields, m: dict, frames: tuple[int, ...]) -> None:
         c.text(m, "weights_file")
     elif file is not None:
         c.fail("weights_file", f"must be null for folded weights, got {_show(file)}")
+    # Artifacts of `fan-edge build` targets (named "engines" since TensorRT was the first;
+    # a record without "target" is one of those).
     engines = c.items(m, "engines") if "engines" in m else []
     seen = set()
     for i in range(len(engines)):
         c.mapping(engines, i, "engines")
         at, e = f"engines[{i}]", engines[i]
         n = c.integer(e, "frames", at, 1, MAX_FRAMES)
-        if n not in frames or n in seen:
+        target = c.text(e, "target", at) if "target" in e else "trt"
+        if n not in frames or (target, n) in seen:
             c.fail(f"{at}.frames", "must be one sub-network's frame count "
-                                   f"({', '.join(map(str, frames))}), once; got {n}")  # fmt: skip
-        seen.add(n)
+                                   f"({', '.join(map(str, frames))}), once per target; got "
+                                   f"{n}")  # fmt: skip
+        seen.add((target, n))
         c.text(e, "file", at)
+        if "versions" in e:
+            c.mapping(e, "versions", at)
         if "precision" in e:
-            c.text(e, "precision", at, choices=("fp32", "fp16"))
+            c.text(e, "precision", at, choices=PRECISIONS)
         if "stripped" in e:
             c.flag(e, "stripped", at)
         if "max_batch" in e:

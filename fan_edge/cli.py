@@ -18,6 +18,7 @@ from exporters import targets_help
 from fan_edge.config import MAX_CLASSES, MAX_WORKERS, TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
+from fan_edge.runtime.backends import AUTO, backends_help
 from fan_edge.frames import MAX_FRAMES
 
 app = typer.Typer(
@@ -322,14 +323,9 @@ def show_bundle(bundle) -> None:
     console.print(_table("files", ["file", "size"], sizes))
 
 
-class BackendName(str, Enum):
-    auto = "auto"
-    trt = "trt"
-    ort_trt = "ort-trt"
-    ort_cuda = "ort-cuda"
-    ort_cpu = "ort-cpu"
-
-
+BackendOpt = Annotated[str, typer.Option(help=f"Inference engine: auto (the first of these "
+                                           f"available that can run the bundle); "
+                                           f"{backends_help()}.")]  # fmt: skip
 DEFAULT_BUNDLE = Path("models/demo")
 ThreadsOpt = Annotated[int | None, typer.Option(
     help="Inference threads (default: one per physical core). Latency profiles are kept per "
@@ -358,7 +354,7 @@ def run(
     frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).",
                                                 min=1, max=MAX_FRAMES)] = None,
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
-    backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
+    backend: BackendOpt = AUTO,
     decoder: Annotated[DecoderName, typer.Option(
         help="pyav (FFmpeg; auto uses it, OpenCV for files it cannot open) or opencv "
         "(also GStreamer pipelines).")] = DecoderName.auto,  # fmt: skip
@@ -400,7 +396,7 @@ def run(
         parse_budget(budget)  # a bad budget is one error, not one per input
     if output is not None:
         check_output_path(output, "--output file", inputs=[*inputs, bundle])  # before the work
-    predictor = Predictor(bundle, backend=backend.value, eager=eager, decoder=decoder.value,
+    predictor = Predictor(bundle, backend=backend, eager=eager, decoder=decoder.value,
                           budget_for=budget_for.value, threads=threads)  # fmt: skip
     paths = expand_inputs(inputs)
     outcomes = []
@@ -475,7 +471,7 @@ def _print_outcomes(outcomes) -> None:
 @app.command("bench")
 def bench_(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")] = DEFAULT_BUNDLE,
-    backend: Annotated[BackendName, typer.Option(help="Inference engine.")] = BackendName.auto,
+    backend: BackendOpt = AUTO,
     batch: Annotated[int, typer.Option(help="Clips per run.", min=1, max=MAX_BATCH)] = 1,
     iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1,
                                        max=100_000)] = 20,
@@ -505,7 +501,7 @@ def bench_(
             raise FanEdgeError(f"{e} (bench saves the profile in the bundle: copy the bundle "
                                "somewhere writable, or pass --no-save)") from None  # fmt: skip
     with Progress(transient=True, disable=json_out) as progress:
-        prof = bench(bundle, backend=backend.value, batch=batch, iters=iters, video=video,
+        prof = bench(bundle, backend=backend, batch=batch, iters=iters, video=video,
                      save=save, codecs=codecs, threads=threads, progress=progress)  # fmt: skip
     if json_out:
         import json

@@ -2,6 +2,7 @@
 the manifest. TensorRT cannot run here, so its one call (`build_engine`) is stood in for; the
 recording, sealing, locking and clean-up around it are what is tested."""
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 import exporters.tensorrt as trt_target
+from exporters import TARGETS
 from fan_edge.bundle import Bundle
 
 
@@ -28,9 +30,9 @@ def fake_tensorrt(monkeypatch):
         plan_path.write_bytes(f"plan {frames} {size} {fp16}".encode())
         return {"frames": frames, "file": f"{trt_target.ENGINE_DIR}/{plan_path.name}",
                 "precision": "fp16" if fp16 else "fp32", "stripped": strip,
-                "tensorrt": "10.0-stand-in", "max_batch": max_batch}  # fmt: skip
+                "versions": {"tensorrt": "10.0-stand-in"}, "max_batch": max_batch}  # fmt: skip
 
-    monkeypatch.setattr(trt_target, "import_tensorrt", lambda: None)
+    monkeypatch.setitem(TARGETS, "trt", dataclasses.replace(TARGETS["trt"], requires=None))
     monkeypatch.setattr(trt_target, "build_engine", build_engine)
 
 

@@ -67,3 +67,67 @@ def test_a_name_is_registered_once(toy_preset):
     with pytest.raises(ValueError, match="registered already"):
         register_backbone("other", presets={"tiny": {}})(lambda **kw: None)
     assert "other" not in BACKBONES
+
+
+@pytest.fixture
+def inline_target():
+    """A toy export target (each graph with its weights inline, one standalone file) and the
+    backend that runs its artifacts, both registered from this file only."""
+    import onnx
+    import onnxruntime
+
+    from exporters import register_target, unregister_target
+    from fan_edge.runtime.backends import artifacts, register_backend, unregister_backend
+
+    @register_target("inline", description="standalone ONNX graphs, weights inline")
+    def build_inline(bundle, folder, **options):
+        records = []
+        for s in bundle.subnetworks:
+            model = onnx.load(str(bundle.file(s.file)))  # loads weights.bin's tensors
+            onnx.save_model(model, str(folder / s.file))
+            records.append({"frames": s.frames, "file": f"{folder.name}/{s.file}",
+                            "precision": "fp32", "versions": {"onnx": onnx.__version__}})  # fmt: skip
+        return records
+
+    class InlineBackend:
+        name = "inline-cpu"
+
+        def available(self):
+            return True
+
+        def load(self, bundle, sub):
+            path = bundle.file(artifacts(bundle, "inline")[sub.frames]["file"])
+            sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return lambda x: sess.run(None, {"clip": x})[0]
+
+    register_backend("inline-cpu", rank=5, device="cpu", target="inline",
+                     description="the inline graphs on ONNX Runtime")(
+        lambda share_weights, threads: InlineBackend())  # fmt: skip
+    yield "inline"
+    unregister_target("inline")
+    unregister_backend("inline-cpu")
+
+
+def test_a_registered_target_builds_and_its_backend_runs(inline_target, tiny_bundle, tmp_path,
+                                                         example_video, cli):  # fmt: skip
+    import shutil
+
+    import numpy as np
+
+    from fan_edge.bundle import Bundle
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    code, out, err = cli("build", bundle, "--target", "inline")
+    assert code == 0, err
+    records = Bundle(bundle).manifest["engines"]  # verified: every artifact hashed, sealed
+    assert [(r["target"], r["frames"]) for r in records] == [("inline", n) for n in (4, 8, 16)]
+    assert all(r["versions"]["onnx"] and r["versions"]["fan_edge"] for r in records)
+    auto = Predictor(bundle).predict(example_video, frames=8)
+    assert auto.backend == "inline-cpu"  # auto ranks it first, and the bundle has its artifacts
+    plain = Predictor(bundle, backend="ort-cpu").predict(example_video, frames=8)
+    assert auto.labels == plain.labels and np.allclose(auto.probs, plain.probs, atol=1e-5)
+    code, out, err = cli("run", example_video, "--bundle", bundle, "--backend", "inline-cpu")
+    assert code == 0 and "backend inline-cpu" in out, err
+    assert Predictor(tiny_bundle).backend_name == "ort-cpu"  # no inline artifacts: skipped
+    code, _, err = cli("build", bundle, "--target", "inline", "--fp16")
+    assert code == 1 and "--fp16 is not an option of --target inline" in err

@@ -130,9 +130,9 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
     profile = {
         "device": device_name(pred.backend_name),
         "backend": pred.backend_name,
-        "precision": "fp32",
+        "precision": pred.precision,
         "batch": batch,
-        "threads": threads or default_threads(),  # what the session uses (see backends.py)
+        "threads": threads or default_threads(),  # what the session uses (see backends/ort.py)
         "size": size,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),

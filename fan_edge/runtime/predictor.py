@@ -9,7 +9,7 @@ import numpy as np
 from fan_edge.bundle import Bundle, Subnetwork
 from fan_edge.data.transforms import eval_transform
 from fan_edge.errors import FanEdgeError
-from fan_edge.runtime.backends import pick_backend
+from fan_edge.runtime.backends import pick_backend, precision
 from fan_edge.runtime.budget import Budget, Choice, choose_subnetwork, parse_budget
 from fan_edge.runtime.decode_cost import predict_ms
 from fan_edge.runtime.profile import decode_costs_for, latency_for
@@ -49,7 +49,8 @@ BUDGET_FOR = ("clip", "network")
 class Predictor:
     """Classify clips with a bundle. Sub-networks load on first use, or all at once (eager).
 
-    `backend`: "auto" (best available), "ort-cpu", "ort-cuda", "ort-trt" or "trt".
+    `backend`: "auto" (the best available that can run the bundle) or a registered backend
+    (`fan_edge.runtime.backends.backend_names()`: trt, ort-trt, ort-cuda, ort-cpu, ...).
     `decoder`: "auto" (PyAV, OpenCV for what it cannot open), "pyav" or "opencv".
     `budget_for`: what a latency budget covers: "clip" (index + decode + preprocess +
     inference, predicted from the clip's decode plan) or "network" (inference alone).
@@ -79,6 +80,11 @@ class Predictor:
     def backend_name(self) -> str:
         return self.engine.name
 
+    @property
+    def precision(self) -> str:
+        """What the engine computes in: its build artifacts' precision, fp32 for the graphs."""
+        return precision(self.bundle, self.engine.name)
+
     def session(self, sub: Subnetwork):
         if sub.frames not in self._sessions:
             self._sessions[sub.frames] = self.engine.load(self.bundle, sub)
@@ -101,7 +107,8 @@ class Predictor:
             budget = parse_budget(budget)
         if budget.kind != "latency":
             return choose_subnetwork(self.bundle, budget, allow_over_budget=allow_over_budget)
-        latency = latency_for(self.bundle, self.engine.name, threads=self.threads)  # batch 1
+        latency = latency_for(self.bundle, self.engine.name, self.precision,
+                              threads=self.threads)  # batch 1
         if video is None or self.budget_for == "network":
             return choose_subnetwork(self.bundle, budget, latency_ms=latency,
                                      allow_over_budget=allow_over_budget)  # fmt: skip
@@ -114,7 +121,7 @@ class Predictor:
 
     def predict_stages(self, video: VideoSource, latency: dict[int, float]) -> dict[int, dict]:
         """Predicted ms per stage of each sub-network on this clip, before decoding it."""
-        costs = decode_costs_for(self.bundle, self.engine.name, threads=self.threads)
+        costs = decode_costs_for(self.bundle, self.engine.name, self.precision, threads=self.threads)
         out = {}
         for s in self.bundle.subnetworks:
             plan = video.plan(s.frames)

@@ -31,7 +31,9 @@ KEY_FIELDS = ("device", "backend", "precision", "batch", "threads", "size")
 
 def device_name(backend: str) -> str:
     """CPU model for CPU backends; GPU name for CUDA/TensorRT ones (via nvidia-smi if present)."""
-    if backend == "ort-cpu":
+    from fan_edge.runtime.backends import BACKENDS
+
+    if BACKENDS[backend].device == "cpu":
         try:
             for line in Path("/proc/cpuinfo").read_text().splitlines():
                 if line.startswith("model name"):
@@ -51,7 +53,7 @@ def device_name(backend: str) -> str:
 
 
 def default_threads() -> int:
-    """The intra-op threads ONNX Runtime uses when not told (backends.py sets them only when
+    """The intra-op threads ONNX Runtime uses when not told (backends/ort.py sets them only when
     asked): one per physical core of the machine. Measured with onnxruntime 1.32, which
     ignores the process's CPU affinity, so neither do we."""
     cores = set()

@@ -1,7 +1,6 @@
-"""Inference engines behind one small interface: `Backend.load(bundle, sub) -> run(x)`.
-
-`x` is (B, T, 3, H, W) float32 and `run` returns logits (B, classes) as numpy. Engines are
-imported only when used; a missing one is a one-line error naming the extra to install.
+"""ONNX Runtime backends: ort-trt, ort-cuda and ort-cpu run the bundle's ONNX graphs with
+one execution provider each. onnxruntime is imported only when used; a missing one is a
+one-line error naming the extra to install.
 """
 
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import numpy as np
 
 from fan_edge.bundle import Bundle, Subnetwork
 from fan_edge.errors import FanEdgeError
+from fan_edge.runtime.backends.registry import register_backend
 
 RunFn = Callable[[np.ndarray], np.ndarray]
 ORT_HINT = "ONNX Runtime is not installed: pip install 'fan-edge[cpu]' (or [gpu] for CUDA)"
@@ -82,13 +82,18 @@ class OrtBackend:
 
     @staticmethod
     def _folded_bytes(bundle: Bundle, sub: Subnetwork) -> bytes:
-        """The graph with its weights loaded and Weight Alteration folded (private copy)."""
+        """The graph with its weights loaded and Weight Alteration folded (private copy).
+
+        The same pass as `export --fold`, alterations only: the session below fuses
+        BatchNorm itself (default optimization level), so fusing it here would only cost a
+        second session at load.
+        """
         import onnx
 
-        from fan_edge.runtime.fold import fold_alterations
+        from fan_edge.runtime.fold import fold_graph
 
         model = onnx.load(str(bundle.file(sub.file)))  # external data: checked by Bundle
-        fold_alterations(model)
+        fold_graph(model, batchnorm=False)
         return model.SerializeToString()
 
     def _shared_initializers(self, bundle: Bundle, sub: Subnetwork) -> dict:
@@ -119,97 +124,14 @@ class OrtBackend:
         return out
 
 
-@dataclass
-class TensorRTBackend:
-    """Native TensorRT engines from `fan-edge export --engine trt` (pycuda for buffers).
-
-    NOT VERIFIED HERE: no GPU or TensorRT on the project's machines.
-    """
-
-    name: str = "trt"
-
-    def available(self) -> bool:
-        try:
-            import pycuda  # noqa: F401
-            import tensorrt  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
-    def load(self, bundle: Bundle, sub: Subnetwork) -> RunFn:
-        try:
-            import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
-            import pycuda.driver as cuda
-            import tensorrt as trt
-        except ImportError:
-            raise FanEdgeError(
-                "native TensorRT needs tensorrt and pycuda: install TensorRT "
-                "(JetPack on Jetson) and pip install 'fan-edge[trt]'"
-            ) from None
-        engines = {e["frames"]: e for e in bundle.manifest.get("engines", [])}
-        if sub.frames not in engines:
-            raise FanEdgeError(
-                f"{bundle.path} has no TensorRT engine for {sub.frames} frames: "
-                "export with --engine trt on this device"
-            )
-        plan = Path(bundle.file(engines[sub.frames]["file"])).read_bytes()
-        logger = trt.Logger(trt.Logger.WARNING)
-        engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
-        if engine is None:
-            raise FanEdgeError(
-                "TensorRT could not load the engine: it was built for another "
-                "GPU or TensorRT version; rebuild it on this device"
-            )
-        if engines[sub.frames].get("stripped"):
-            refitter = trt.Refitter(engine, logger)
-            parser = trt.OnnxParserRefitter(refitter, logger)
-            if (
-                not parser.refit_from_file(str(bundle.file(sub.file)))
-                or not refitter.refit_cuda_engine()
-            ):
-                raise FanEdgeError(
-                    "refitting the weight-stripped engine from the ONNX graph failed"
-                )
-        context = engine.create_execution_context()
-        stream = cuda.Stream()
-
-        def run(x: np.ndarray) -> np.ndarray:
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            context.set_input_shape("clip", x.shape)
-            out = np.empty(tuple(context.get_tensor_shape("logits")), np.float32)
-            d_in, d_out = cuda.mem_alloc(x.nbytes), cuda.mem_alloc(out.nbytes)
-            cuda.memcpy_htod_async(d_in, x, stream)
-            context.set_tensor_address("clip", int(d_in))
-            context.set_tensor_address("logits", int(d_out))
-            context.execute_async_v3(stream.handle)
-            cuda.memcpy_dtoh_async(out, d_out, stream)
-            stream.synchronize()
-            return out
-
-        return run
-
-
-def make_backends(share_weights: bool = True, threads: int | None = None) -> dict:
-    """The table of backends, best first (the order `auto` tries them in)."""
-    ort = [("ort-trt", "TensorrtExecutionProvider"), ("ort-cuda", "CUDAExecutionProvider"),
-           ("ort-cpu", "CPUExecutionProvider")]  # fmt: skip
-    table = {"trt": TensorRTBackend()}
-    for name, provider in ort:
-        table[name] = OrtBackend(name, provider, share_weights=share_weights, threads=threads)
-    return table
-
-
-BACKEND_NAMES = ("auto", "trt", "ort-trt", "ort-cuda", "ort-cpu")
-
-
-def pick_backend(name: str, bundle: Bundle, **kwargs):
-    """The backend called `name`, or for `auto` the best one available for this bundle."""
-    table = make_backends(**kwargs)
-    if name == "auto":
-        for b in table.values():
-            if b.available() and (b.name != "trt" or bundle.manifest.get("engines")):
-                return b
-        raise FanEdgeError(ORT_HINT)
-    if name not in table:
-        raise FanEdgeError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
-    return table[name]
+# (name, provider, rank, device, description), best first
+PROVIDERS = (
+    ("ort-trt", "TensorrtExecutionProvider", 10, "gpu", "ONNX Runtime's TensorRT provider"),
+    ("ort-cuda", "CUDAExecutionProvider", 20, "gpu", "ONNX Runtime on CUDA"),
+    ("ort-cpu", "CPUExecutionProvider", 30, "cpu", "ONNX Runtime on the CPU"),
+)
+for _name, _provider, _rank, _device, _text in PROVIDERS:
+    register_backend(_name, rank=_rank, device=_device, description=_text,
+                     verified_here=_device == "cpu")(  # fmt: skip
+        lambda share_weights, threads, n=_name, p=_provider: OrtBackend(
+            n, p, share_weights=share_weights, threads=threads))

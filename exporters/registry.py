@@ -1,0 +1,83 @@
+"""The target registry: the only place a `fan-edge build` target is named.
+
+A target file registers its build function with `@register_target`: its name, the folder of
+its artifacts, the options it takes, whether it needs the target GPU, what it makes
+and whether that was verified here. The `--target`/`--engine` help and option checks and the
+dispatch of `build` are read from this table, so a new target is one file and one import in
+`exporters/__init__.py` (or, for a target of your own, one import of your file first).
+
+A build function is `build(bundle, folder, **options) -> [record, ...]`: one record per
+sub-network, `{"frames", "file" (relative to the bundle), "precision", ...}` plus the versions
+of the tools that made it; it runs on the device, torch-free.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fan_edge.errors import FanEdgeError
+
+# Options a target may take; each is a flag of `fan-edge build` and `fan-edge export`.
+OPTIONS = ("fp16", "strip")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    build: Callable  # (bundle, folder, **options) -> list of artifact records
+    folder: str  # inside the bundle
+    options: tuple[str, ...]
+    needs_gpu: bool
+    description: str
+    verified_here: bool
+    requires: Callable[[], object] | None  # raises a one-line install hint if missing
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register_target(name: str, *, description: str, folder: str | None = None,
+                    options: tuple[str, ...] = (), needs_gpu: bool = False,
+                    verified_here: bool = True, requires: Callable | None = None) -> Callable:  # fmt: skip
+    """Decorator: register `build(bundle, folder, **options)` as the target `name`."""
+    unknown = [o for o in options if o not in OPTIONS]
+    if unknown:
+        raise ValueError(f"unknown target options {unknown}: the flags are {OPTIONS}")
+
+    def register(build: Callable) -> Callable:
+        if name in TARGETS or name == "onnx":  # onnx: the bundle itself (`fan-edge export`)
+            raise ValueError(f"target {name!r} is registered already")
+        TARGETS[name] = Target(name, build, folder or name, tuple(options), needs_gpu,
+                               description, verified_here, requires)  # fmt: skip
+        return build
+
+    return register
+
+
+def unregister_target(name: str) -> None:
+    """Remove a target (for tests and notebooks)."""
+    TARGETS.pop(name, None)
+
+
+def get_target(name: str, flag: str = "target", **options: bool) -> Target:
+    """The target `name`, after checking that it takes every option used."""
+    if name not in TARGETS:
+        known = ", ".join(TARGETS) or "none registered"
+        raise FanEdgeError(f"unknown {flag} {name!r}: choose one of {known} (the ONNX bundle "
+                           "itself is what `fan-edge export` writes)")  # fmt: skip
+    bad = [k for k, used in options.items() if used and k not in TARGETS[name].options]
+    if bad:
+        raise FanEdgeError(f"--{bad[0]} is not an option of --{flag} {name}")
+    return TARGETS[name]
+
+
+def targets_taking(option: str) -> list[str]:
+    return [t.name for t in TARGETS.values() if option in t.options]
+
+
+def targets_help() -> str:
+    """The `--target` / `--engine` help, from the table: what each builds, where, verified."""
+    return "; ".join(
+        f"{t.name}: {t.description}" + (" on the target GPU" if t.needs_gpu else "")
+        + (" (not verified here)" if not t.verified_here else "")
+        + (f" [--{', --'.join(t.options)}]" if t.options else "")
+        for t in TARGETS.values())  # fmt: skip
