@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from fan_edge.config import ModelConfig
+from fan_edge.config import DataSpec, ModelConfig
 from fan_edge.data.datasets import ClipDataset, open_source
 from fan_edge.errors import FanEdgeError
 from fan_edge.train.checkpoint import load_model
@@ -54,14 +54,14 @@ def report(run: Path, num_videos: int) -> None:
     model, ckpt = load_model(run / "checkpoint.pt")
     model.eval()
     cfg = ModelConfig.from_dict(ckpt["model_config"])
-    spec = ckpt["train_config"].get("extra", {}).get("data", {})
-    if spec.get("train") != "synthetic" or spec.get("val") != "synthetic":
+    spec = DataSpec.of(ckpt)
+    if spec is None or spec.train != "synthetic" or spec.val != "synthetic":
         raise FanEdgeError(f"{run} was not trained and validated on the synthetic set: this "
                            "script rebuilds only synthetic clips")  # fmt: skip
     seed = ckpt["train_config"]["seed"]  # the training clips are drawn with the run's seed
     train = open_source("synthetic", size=cfg.input_size, seed=seed, num_videos=num_videos)
-    val = open_source("synthetic", size=cfg.input_size, seed=spec["val_seed"],
-                      num_videos=spec["num_val"])  # fmt: skip
+    val = open_source("synthetic", size=cfg.input_size, seed=spec.val_seed,
+                      num_videos=spec.num_val)  # fmt: skip
     for i, n in enumerate(model.frames):
         net = model.subnetwork(i)
         (ta, tp), (va, vp) = fit(net, train, n, cfg), fit(net, val, n, cfg)

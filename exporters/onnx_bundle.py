@@ -4,7 +4,8 @@ Each requested frame count gets its own graph (T is static, batch is dynamic). E
 the sub-networks share (convolutions, classifier) is written once to `weights.bin`, each at
 a 4096-byte-aligned offset so it can be memory-mapped, and every graph points into that file;
 a graph carries inline only its own normalization and alteration tensors. With `fold=True`
-the graphs are standalone instead (norms and alterations folded into the convolutions).
+the graphs are standalone instead: the same graphs are exported, then norms and alterations
+are folded into the convolutions by the runtime's ONNX pass (`fan_edge/runtime/fold.py`).
 Every graph is checked by the ONNX checker and against PyTorch in ONNX Runtime before the
 bundle appears; on any failure nothing is left behind.
 """
@@ -39,6 +40,7 @@ from fan_edge.fileio import atomic_dir, check_new_dir, write_json
 from fan_edge.frames import validate_frame_set
 from fan_edge.models import FrameAdaptiveNet, Specialized
 from fan_edge.models.cost import subnet_costs
+from fan_edge.runtime.fold import fold_graph
 from fan_edge.train.checkpoint import load_model
 
 OPSET = 18
@@ -79,9 +81,12 @@ def export_onnx_bundle(
             net = model.subnetwork(index)
             name = f"fan_{n}f.onnx"
             log(f"exporting {name} ({n} frames, sub-network {model.frames[index]}F)")
-            proto = _to_onnx(_fold(net) if fold else net, n, cfg.input_size)
-            if not fold:
-                _name_by_checkpoint_key(proto, net, model)
+            proto = _to_onnx(net, n, cfg.input_size)
+            _name_by_checkpoint_key(proto, net, model)
+            if fold:
+                done = fold_graph(proto, batchnorm=True)
+                log(f"  folded {done.alterations} alterations and {done.batchnorms} norms "
+                    "into the convolutions")  # fmt: skip
             graphs[name] = (proto, net, n)
             records.append({"frames": n, "trained_frames": model.frames[index], "file": name,
                             "gflops": costs[n].gflops, "params": costs[n].params})  # fmt: skip
@@ -99,12 +104,6 @@ def export_onnx_bundle(
         write_json(tmp / MANIFEST, seal(manifest))  # records the manifest's own sha256
         Bundle(tmp)  # the runtime's own checks, before the bundle appears
     return out
-
-
-def _fold(net: torch.nn.Module) -> torch.nn.Module:
-    from exporters.fold import fold_subnetwork
-
-    return fold_subnetwork(net)
 
 
 def _to_onnx(net: torch.nn.Module, frames: int, size: int) -> onnx.ModelProto:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exporters import targets_help
-from fan_edge.config import MAX_CLASSES, MAX_WORKERS, TrainConfig
+from fan_edge.config import MAX_CLASSES, MAX_CLIPS, MAX_WORKERS, OPTION_SECTION, RunConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
 from fan_edge.runtime.backends import AUTO, backends_help
@@ -30,7 +30,6 @@ app = typer.Typer(
 console = Console()
 
 MAX_BATCH = 4096  # clips in one batch: more is a typo that exhausts memory
-MAX_CLIPS = 10_000_000  # generated synthetic clips
 
 # Options that take several values after one flag (`--frames 4 8 16`). Typer wants the flag
 # repeated, so `main` rewrites the first form into the second before parsing, for the
@@ -61,14 +60,6 @@ def expand_multi_value_options(argv: list[str]) -> list[str]:
     if flag and not got:
         out.append(flag)
     return out
-
-
-class Mode(str, Enum):
-    fan = "fan"
-    standard = "standard"
-    st = "st"
-    mixed = "mixed"
-    proportional = "proportional"
 
 
 PRESET_HELP = ("Model preset: tiny, r18, r50, or one a registered backbone adds "
@@ -106,74 +97,56 @@ def _is_number(text: str) -> bool:
     return True
 
 
+DEFAULT = RunConfig()  # every training option's default, in one place
+M, T, D = DEFAULT.model, DEFAULT.train, DEFAULT.data
+
+
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint.pt, metrics.json.")] = Path(
         "runs/train"
     ),
-    data: Annotated[
-        str,
-        typer.Option(
-            help="'synthetic', 'synthetic-poses' (a spatial "
-            "pretraining task), a videos .csv, or a frame list."
-        ),
-    ] = ("synthetic"),
-    val: Annotated[str | None, typer.Option(help="Validation data (same forms).")] = None,
-    mode: Annotated[
-        Mode,
-        typer.Option(
-            help="fan: K sub-networks; standard: one count; st: one "
-            "standard model per count; mixed / proportional: the "
-            "paper's baselines over a low and a high count."
-        ),
-    ] = (Mode.fan),
-    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "tiny",
+    data: Annotated[str, typer.Option(
+        help="'synthetic', 'synthetic-poses' (a spatial pretraining task), a videos .csv, or a "
+        "frame list.")] = D.data,  # fmt: skip
+    val: Annotated[str | None, typer.Option(help="Validation data (same forms).")] = D.val,
+    mode: Annotated[str, typer.Option(
+        help="fan: K sub-networks; standard: one count; st: one standard model per count; "
+        "mixed / proportional: the paper's baselines over a low and a high count.")] = T.mode,  # fmt: skip
+    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = M.preset,
     frames: FramesOpt = None,
-    epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=100_000)] = 10,
+    epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=100_000)] = T.epochs,
     batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1,
-                                            max=MAX_BATCH)] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = 0.1,
-    kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = 1.0,
-    kd_gate: Annotated[
-        float,
-        typer.Option(
-            help="Students learn from the labels until the teacher's running training top-1 "
-            "is this far from chance to 100%, then distil (0: from the first step, the "
-            "paper's recipe).",
-            min=0.0,
-            max=1.0,
-        ),
-    ] = TrainConfig.kd_gate,
-    kd_warmup: Annotated[
-        float,
-        typer.Option(help="Also ramp students from cross-entropy to distillation over E epochs."),
-    ] = TrainConfig.kd_warmup_epochs,
-    distill: Annotated[
-        bool,
-        typer.Option(
-            help="fan: Mutual Distillation; --no-distill: cross-entropy on every sub-network."
-        ),
-    ] = True,
-    rho: Annotated[
-        float,
-        typer.Option(help="mixed / proportional: probability of the mixed / high-count clip."),
-    ] = 0.5,
+                                            max=MAX_BATCH)] = T.batch_size,  # fmt: skip
+    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = T.lr,
+    kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = (
+        T.kd_lambda),  # fmt: skip
+    kd_gate: Annotated[float, typer.Option(
+        help="Students learn from the labels until the teacher's running training top-1 is this "
+        "far from chance to 100%, then distil (0: from the first step, the paper's recipe).",
+        min=0.0, max=1.0)] = T.kd_gate,  # fmt: skip
+    kd_warmup_epochs: Annotated[float, typer.Option(
+        "--kd-warmup", help="Also ramp students from cross-entropy to distillation over E "
+        "epochs.")] = T.kd_warmup_epochs,  # fmt: skip
+    distill: Annotated[bool, typer.Option(
+        help="fan: Mutual Distillation; --no-distill: cross-entropy on every sub-network.")] = (
+        T.distill),  # fmt: skip
+    rho: Annotated[float, typer.Option(
+        help="mixed / proportional: probability of the mixed / high-count clip.")] = T.rho,
     seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.",
-                                      min=0, max=MAX_SEED)] = 0,  # fmt: skip
+                                      min=0, max=MAX_SEED)] = T.seed,  # fmt: skip
     num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1,
-                                            max=MAX_CLIPS)] = 2000,
+                                            max=MAX_CLIPS)] = D.num_videos,  # fmt: skip
     num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1,
-                                         max=MAX_CLIPS)] = 500,
-    specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = True,
-    weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = True,
-    init: Annotated[
-        Path | None,
-        typer.Option(
-            help="Start from this checkpoint's weights (e.g. a pretrained standard model)."
-        ),
-    ] = None,
+                                         max=MAX_CLIPS)] = D.num_val,  # fmt: skip
+    specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = (
+        M.specialize_norm),  # fmt: skip
+    weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = (
+        M.weight_alteration),  # fmt: skip
+    init: Annotated[str | None, typer.Option(
+        help="Start from this checkpoint's weights (e.g. a pretrained standard model).")] = T.init,  # fmt: skip
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0,
-                                         max=MAX_WORKERS)] = 0,
+                                         max=MAX_WORKERS)] = T.workers,  # fmt: skip
     resume: Annotated[bool, typer.Option(
         help="Continue the run in --out exactly where it stopped (same options and data).")] = (
         False),  # fmt: skip
@@ -183,16 +156,13 @@ def train(
                                                   min=1)] = None,  # fmt: skip
 ) -> None:
     """Train one FAN checkpoint (or a baseline: standard, st, mixed, proportional)."""
-    from fan_edge.train.api import train_from_options
+    from fan_edge.train.api import train_run
 
-    result = train_from_options(
-        out=out, data=data, val=val, mode=mode.value, preset=preset, frames=frames,
-        epochs=epochs, batch_size=batch_size, lr=lr, kd_lambda=kd_lambda, seed=seed,
-        kd_warmup_epochs=kd_warmup, kd_gate=kd_gate, distill=distill, rho=rho, init=init,
-        num_videos=num_videos, num_val=num_val, specialize_norm=specialize_norm,
-        weight_alteration=weight_alteration, workers=workers, resume=resume,
-        overwrite=overwrite, max_steps=max_steps,
-    )  # fmt: skip
+    # Every parameter named like a RunConfig field is that option: a new option is a field
+    # (fan_edge/config.py) and its flag here, nothing else.
+    options = {k: v for k, v in locals().items() if k in OPTION_SECTION}
+    result = train_run(DEFAULT.replace(**options), out, resume=resume, overwrite=overwrite,
+                       max_steps=max_steps)  # fmt: skip
     runs = [r for r in result.get("runs", {"": result}).values() if r["epochs"]]
     for r in runs:
         console.print(f"checkpoint: {r['checkpoint']}")

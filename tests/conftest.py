@@ -44,7 +44,7 @@ def tiny_checkpoint(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
     # The validation data is recorded as `fan-edge train` does, so `fan-edge eval` works.
-    val = {"val": "synthetic", "val_seed": 1000, "num_val": 8}
+    val = {"train": "synthetic", "val": "synthetic", "val_seed": 1000, "num_val": 8}
     return save_untrained(path, preset("tiny", num_classes=len(CLASSES)), list(CLASSES), data=val)
 
 

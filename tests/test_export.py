@@ -59,6 +59,50 @@ def test_folded_graphs_match_pytorch_and_stand_alone(folded, tiny_checkpoint):
         assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in g.graph.initializer)
 
 
+def _alterations_left(graph) -> int:
+    """`x + conv(x)` patterns: what an unfolded Weight Alteration looks like in ONNX."""
+    producer = {o: n for n in graph.node for o in n.output}
+    return sum(any(producer.get(d) is not None and producer[d].op_type == "Conv"
+                   and producer[d].input[0] == x for x, d in (n.input, n.input[::-1]))
+               for n in graph.node if n.op_type == "Add" and len(n.input) == 2)  # fmt: skip
+
+
+def test_fold_leaves_no_norm_or_alteration_and_matches_pytorch(folded, bundle, tiny_checkpoint):
+    """--fold = the ordinary export + the runtime's ONNX pass: standard ops, dynamic batch."""
+    model, _ = load_model(tiny_checkpoint)
+    for s in Bundle(folded).subnetworks:
+        g = onnx.load(str(folded / s.file))
+        assert _alterations_left(onnx.load(str(bundle / s.file)).graph) == 8  # the pattern
+        assert _alterations_left(g.graph) == 0
+        ops = [n.op_type for n in g.graph.node]
+        assert "BatchNormalization" not in ops
+        assert {n.domain for n in g.graph.node} <= {"", "ai.onnx"}
+        assert [(o.domain, o.version) for o in g.opset_import] == [("", 18)]
+        net = model.subnetwork(model.frames.index(s.trained_frames)).eval()
+        sess = ort.InferenceSession(str(folded / s.file), providers=["CPUExecutionProvider"])
+        for batch in (1, 5):  # the batch dimension stays dynamic
+            x = torch.randn(batch, s.frames, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+            with torch.no_grad():
+                want = net(x).numpy()
+            assert np.abs(sess.run(None, {"clip": x.numpy()})[0] - want).max() < 1e-4
+
+
+def test_fold_graph_on_a_shared_graph_keeps_its_logits(bundle):
+    from fan_edge.runtime.fold import fold_graph
+
+    proto = onnx.load(str(bundle / "fan_8f.onnx"))  # weights loaded from weights.bin
+    x = np.random.default_rng(3).standard_normal((2, 8, 3, 32, 32), dtype=np.float32)
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]
+                                ).run(None, {"clip": x})[0]  # fmt: skip
+    norms = sum(n.op_type == "BatchNormalization" for n in proto.graph.node)
+    assert tuple(fold_graph(proto, batchnorm=True)) == (8, norms)
+    onnx.checker.check_model(proto, full_check=True)
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]
+                               ).run(None, {"clip": x})[0]  # fmt: skip
+    assert np.abs(got - want).max() < 1e-4
+    assert tuple(fold_graph(proto, batchnorm=True)) == (0, 0)  # nothing left to fold
+
+
 def test_each_shared_tensor_is_stored_exactly_once(bundle, tiny_checkpoint):
     model, _ = load_model(tiny_checkpoint)
     shared = {k for k, t in model.state_dict(keep_vars=True).items()

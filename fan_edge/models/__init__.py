@@ -4,7 +4,6 @@ A backbone is one file that registers itself (`@register_backbone`, registry.py)
 import below."""
 
 from fan_edge.config import ModelConfig
-from fan_edge.errors import FanEdgeError
 from fan_edge.models import tsm_resnet  # noqa: F401  (registers its backbones)
 from fan_edge.models.fan import FrameAdaptiveNet, convert_to_fan
 from fan_edge.models.layers import (
@@ -14,20 +13,15 @@ from fan_edge.models.layers import (
     TemporalShift,
     WeightAlteration,
 )
-from fan_edge.models.registry import BACKBONES, register_backbone, unregister_backbone
+from fan_edge.models.registry import BACKBONES, register_backbone, resolve, unregister_backbone
 
 
 def build_model(cfg: ModelConfig) -> FrameAdaptiveNet:
-    """Build the backbone named by `cfg.arch` and convert it into a FAN over `cfg.frames`."""
-    if cfg.arch not in BACKBONES:
-        raise FanEdgeError(f"unknown arch {cfg.arch!r}: choose one of {', '.join(BACKBONES)}")
-    backbone = BACKBONES[cfg.arch](
-        num_classes=cfg.num_classes,
-        width=cfg.width,
-        stem=cfg.stem,
-        shift_div=cfg.shift_div,
-        dropout=cfg.dropout,
-    )
+    """Build the backbone named by `cfg.arch` with its own arguments (`cfg.backbone`) and
+    convert it into a FAN over `cfg.frames`."""
+    cfg = resolve(cfg)
+    backbone = BACKBONES[cfg.arch](num_classes=cfg.num_classes, dropout=cfg.dropout,
+                                   **cfg.backbone)  # fmt: skip
     return convert_to_fan(
         backbone,
         cfg.frames,
@@ -47,5 +41,6 @@ __all__ = [
     "build_model",
     "convert_to_fan",
     "register_backbone",
+    "resolve",
     "unregister_backbone",
 ]

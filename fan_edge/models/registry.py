@@ -1,34 +1,40 @@
 """The backbone registry: the only place a backbone is named.
 
-A backbone file registers its builder and its presets with one decorator (as timm's
-`register_model` does); `build_model`, the presets, the CLI and the experiment runner read
-these tables, so a new backbone is one file and one import in `fan_edge/models/__init__.py`
-(or, for a backbone of your own, one import of your file before you train).
+A backbone file registers its builder, its presets and its own arguments with one decorator
+(as timm's `register_model` does); `build_model`, the presets, the CLI and the experiment
+runner read these tables, so a new backbone is one file and one import in
+`fan_edge/models/__init__.py` (or, for a backbone of your own, one import of your file
+before you train).
 
-A builder takes `num_classes`, `dropout`, `width`, `stem`, `shift_div` and `norm_layer`
-keywords (the `ModelConfig` fields it does not use it may take as `**unused`), declares
-`AlterationSlot`s where Weight Alteration goes, and passes `(B, T, C, H, W)` between blocks;
-`convert_to_fan` does the rest.
+A builder takes `num_classes`, `dropout` and `norm_layer` keywords plus its own arguments,
+declares `AlterationSlot`s where Weight Alteration goes, and passes `(B, T, C, H, W)`
+between blocks; `convert_to_fan` does the rest. Its own arguments (a ResNet's width, stem,
+shift) live in `ModelConfig.backbone`: `args=` is a frozen dataclass that gives their
+defaults and checks them (none: the builder takes no arguments of its own).
 """
 
+import dataclasses
 from collections.abc import Callable
 
-from fan_edge.config import PRESETS
+from fan_edge.config import PRESETS, ModelConfig
+from fan_edge.errors import FanEdgeError
 
 BACKBONES: dict[str, Callable] = {}
+ARGS: dict[str, type | None] = {}  # backbone -> the dataclass of its own arguments
 
 
-def register_backbone(name: str | None = None, *,
-                      presets: dict[str, dict] | None = None) -> Callable:  # fmt: skip
-    """Decorator: register a builder under `name` (default: its function name), and each of
-    `presets` (name -> ModelConfig fields) for `fan-edge train --preset`."""
+def register_backbone(name: str | None = None, *, presets: dict[str, dict] | None = None,
+                      args: type | None = None) -> Callable:  # fmt: skip
+    """Decorator: register a builder under `name` (default: its function name), its own
+    arguments' dataclass `args`, and each of `presets` (name -> ModelConfig fields, the
+    backbone's arguments under "backbone") for `fan-edge train --preset`."""
 
     def register(builder: Callable) -> Callable:
         key = name or builder.__name__
         taken = [p for p in presets or {} if p in PRESETS]
         if key in BACKBONES or taken:
             raise ValueError(f"backbone {key!r} or preset {taken} is registered already")
-        BACKBONES[key] = builder
+        BACKBONES[key], ARGS[key] = builder, args
         for preset_name, fields in (presets or {}).items():
             PRESETS[preset_name] = {"arch": key, **fields}
         return builder
@@ -39,5 +45,33 @@ def register_backbone(name: str | None = None, *,
 def unregister_backbone(name: str) -> None:
     """Remove a backbone and its presets (for tests and notebooks)."""
     BACKBONES.pop(name, None)
+    ARGS.pop(name, None)
     for preset_name in [p for p, fields in PRESETS.items() if fields.get("arch") == name]:
         del PRESETS[preset_name]
+
+
+def resolve(cfg: ModelConfig) -> ModelConfig:
+    """`cfg` with its backbone registered and its backbone arguments checked and completed
+    with their defaults (so two configs that build the same model compare equal)."""
+    import fan_edge.models  # noqa: F401  (the built-in backbones register themselves)
+
+    if cfg.arch not in BACKBONES:
+        raise FanEdgeError(f"arch must be one of the registered backbones "
+                           f"({', '.join(BACKBONES)}), got {cfg.arch!r} (a backbone of your "
+                           "own: import its file first)")  # fmt: skip
+    spec = ARGS[cfg.arch]
+    if spec is None:
+        if cfg.backbone:
+            raise FanEdgeError(f"backbone: {cfg.arch} takes no arguments of its own, got "
+                               f"{', '.join(cfg.backbone)}")  # fmt: skip
+        return cfg
+    known = {f.name for f in dataclasses.fields(spec)}
+    unknown = sorted(set(cfg.backbone) - known)
+    if unknown:
+        raise FanEdgeError(f"backbone: {cfg.arch} has no argument {unknown[0]!r} (it takes "
+                           f"{', '.join(sorted(known))})")  # fmt: skip
+    try:
+        args = spec(**cfg.backbone)
+    except FanEdgeError as e:
+        raise FanEdgeError(f"backbone: {e}") from None
+    return dataclasses.replace(cfg, backbone=dataclasses.asdict(args))

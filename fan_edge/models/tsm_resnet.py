@@ -5,10 +5,12 @@ for its convolutions. Nothing depends on T, so the network runs at any frame cou
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from fan_edge.config import Check
 from fan_edge.models.layers import AlterationSlot, TemporalShift
 from fan_edge.models.registry import register_backbone
 
@@ -146,13 +148,32 @@ class TSMResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_backbone(presets={
-    "tiny": dict(width=0.25, stem="small", input_size=32, dropout=0.2),
-    "r18": dict(width=1.0, stem="imagenet", input_size=224)})  # fmt: skip
+STEMS = ("imagenet", "small")
+
+
+@dataclass(frozen=True)
+class ResNetArgs:
+    """TSM-ResNet's own arguments (`ModelConfig.backbone`)."""
+
+    width: float = 1.0  # channel multiplier: 16 is already 16x a ResNet's channels
+    stem: str = "imagenet"
+    shift_div: int = 8  # 1/shift_div of the channels shifts each way (2: all of them)
+
+    def __post_init__(self):
+        c = Check(self)
+        c.real("width", lambda w: 0 < w <= 16, "in (0, 16]")
+        c.choice("stem", STEMS)
+        c.integer("shift_div", 2, 256)
+
+
+@register_backbone(args=ResNetArgs, presets={
+    "tiny": dict(input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small")),
+    "r18": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet"))})  # fmt: skip
 def tsm_resnet18(**kwargs) -> TSMResNet:
     return TSMResNet(block=BasicBlock, layers=(2, 2, 2, 2), **kwargs)
 
 
-@register_backbone(presets={"r50": dict(width=1.0, stem="imagenet", input_size=224)})
+@register_backbone(args=ResNetArgs, presets={
+    "r50": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet"))})  # fmt: skip
 def tsm_resnet50(**kwargs) -> TSMResNet:
     return TSMResNet(block=Bottleneck, layers=(3, 4, 6, 3), **kwargs)

@@ -1,14 +1,48 @@
-"""Fold Weight Alteration into the next convolution of an ONNX graph, at load time (numpy).
+"""Fold Weight Alteration (and optionally BatchNorm) into the convolutions of an ONNX graph.
 
-The exported shared graphs keep `x + dw(x)` (a per-channel scale a) before a block's first
-convolution so the convolution weights stay shared. For speed, when memory sharing is not
-wanted, `conv(x + a*x) = conv_{W*(1+a)}(x)`: this pass rewrites the graph in memory so each
-such convolution gets a private, pre-scaled weight and the depthwise conv and add disappear.
+The one folding pass of the project, torch-free (onnx + numpy, and ONNX Runtime for the
+BatchNorm part). Two users:
+
+- the runtime's speed mode (`share_weights=False`) folds the alterations of a shared graph
+  when it is loaded; ONNX Runtime fuses BatchNorm itself when it creates the session;
+- `fan-edge export --fold` exports the ordinary graph and folds both here, so the bundle's
+  graphs are standalone (private weights, no BatchNormalization left).
+
+Weight Alteration: the exported graphs keep `x + dw(x)` (a per-channel scale a) before a
+block's first convolution so the convolution weights stay shared. `conv_W(x + a*x) =
+conv_{W*(1+a)}(x)` (the paper's W* = theta (x) W): each such convolution gets a private,
+pre-scaled weight and the depthwise conv and add disappear.
 """
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import NamedTuple
+
+from fan_edge.errors import FanEdgeError
+
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+class Folds(NamedTuple):
+    alterations: int
+    batchnorms: int
+
+
+def fold_graph(model, *, batchnorm: bool = False) -> Folds:
+    """Rewrite `model` (an onnx.ModelProto with weights loaded) in place; return folds done.
+
+    Weight Alteration is always folded into the convolutions that follow it. With
+    `batchnorm=True`, every BatchNormalization that follows a Conv is fused into it too.
+    """
+    alterations = fold_alterations(model)
+    batchnorms = fuse_batchnorms(model) if batchnorm else 0
+    return Folds(alterations, batchnorms)
 
 
 def fold_alterations(model) -> int:
-    """Rewrite `model` (an onnx.ModelProto with weights loaded) in place; return folds done."""
+    """Fold every `x + dw(x)` that feeds only convolutions into them; return folds done."""
     from onnx import numpy_helper
 
     graph = model.graph
@@ -18,35 +52,38 @@ def fold_alterations(model) -> int:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     producer = {o: node for node in graph.node for o in node.output}
+    outputs = {v.name for v in graph.output}
     removed, folded = set(), 0
     for add in list(graph.node):
-        if add.op_type != "Add" or len(add.input) != 2:
+        if add.op_type != "Add" or len(add.input) != 2 or add.output[0] in outputs:
             continue
         for x, d in (add.input, add.input[::-1]):
             dw = producer.get(d)
             if dw is None or dw.op_type != "Conv" or list(dw.input[:1]) != [x]:
                 continue
+            if consumers.get(d) != [add] or d in outputs:
+                continue  # dw(x) is used elsewhere too: it has to stay
             bias = dw.input[2] if len(dw.input) > 2 and dw.input[2] else None
             if bias is not None and (bias not in inits or numpy_helper.to_array(inits[bias]).any()):
                 continue  # the exporter adds an all-zero bias; anything else is not ours
             w = inits.get(dw.input[1])
-            if w is None or list(w.dims)[1:] != [1, 1, 1]:
-                continue  # not a 1x1 depthwise conv
+            if w is None or len(w.dims) < 3 or any(k != 1 for k in w.dims[1:]):
+                continue  # not a 1x1 (1-D, 2-D or 3-D) per-channel conv
+            if _attr(dw, "group", 1) != w.dims[0]:
+                continue  # not depthwise
             users = consumers.get(add.output[0], [])
             if not users or any(u.op_type != "Conv" or u.input[0] != add.output[0]
-                                or u.input[1] not in inits for u in users):  # fmt: skip
-                continue
-            if any(a.name == "group" and a.i != 1 for u in users for a in u.attribute):
+                                or u.input[1] not in inits or _attr(u, "group", 1) != 1
+                                or list(inits[u.input[1]].dims)[1:2] != [w.dims[0]]
+                                for u in users):  # fmt: skip
                 continue
             scale = 1.0 + numpy_helper.to_array(w).reshape(-1)
             for u in users:
                 weight = numpy_helper.to_array(inits[u.input[1]])
+                shape = (1, -1) + (1,) * (weight.ndim - 2)
                 new_name = f"{u.input[1]}::folded::{u.name or folded}"
-                graph.initializer.append(
-                    numpy_helper.from_array(
-                        (weight * scale[None, :, None, None]).astype(weight.dtype), new_name
-                    )
-                )
+                folded_weight = (weight * scale.reshape(shape)).astype(weight.dtype)
+                graph.initializer.append(numpy_helper.from_array(folded_weight, new_name))
                 u.input[0], u.input[1] = x, new_name
             removed |= {id(add), id(dw)}
             folded += 1
@@ -59,3 +96,78 @@ def fold_alterations(model) -> int:
     del graph.initializer[:]
     graph.initializer.extend(alive)
     return folded
+
+
+def fuse_batchnorms(model) -> int:
+    """Fuse each Conv -> BatchNormalization into one Conv; return fusions done.
+
+    ONNX Runtime's own ConvBNFusion does the algebra: the graph goes through a session at
+    the basic optimization level and the optimized model it writes replaces `model`. Basic
+    level rewrites are provider-independent and use standard ONNX ops only (besides the
+    fusion: constant folding of weight-only subgraphs, Constant nodes become initializers,
+    no-op removal); shape arithmetic on the dynamic batch dimension stays, and initializers
+    are written inline (no external data file is set). Those properties are checked below,
+    since a different ONNX Runtime version could break them.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    before = _count(model, "BatchNormalization")
+    if not before:
+        return 0
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise FanEdgeError(f"fold: tensor {t.name} is not loaded (external data)")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3  # errors only
+    with tempfile.TemporaryDirectory(prefix="fan-edge-fold-") as tmp:
+        so.optimized_model_filepath = os.path.join(tmp, "folded.onnx")
+        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        out = onnx.load(so.optimized_model_filepath)  # would fail on external data: none set
+    _check_optimized(model, out, ort.__version__)
+    # ONNX Runtime declares every domain it knows; keep the ones the graph uses.
+    used = {n.domain for n in out.graph.node} | {""}
+    keep = [o for o in out.opset_import if o.domain in used]
+    del out.opset_import[:]
+    out.opset_import.extend(keep)
+    del out.graph.value_info[:]  # intermediate shapes: ONNX Runtime infers them
+    model.CopyFrom(out)
+    return before - _count(model, "BatchNormalization")
+
+
+def _check_optimized(before, after, version: str) -> None:
+    import onnx
+
+    why = None
+    odd = sorted({f"{n.domain}::{n.op_type}" for n in after.graph.node
+                  if n.domain not in STANDARD_DOMAINS})  # fmt: skip
+    if odd:
+        why = f"non-standard ops {', '.join(odd)}"
+    elif _io(before) != _io(after):
+        why = "changed graph inputs or outputs"
+    elif any(t.data_location == onnx.TensorProto.EXTERNAL for t in after.graph.initializer):
+        why = "external initializers"
+    if why:
+        raise FanEdgeError(f"fold: ONNX Runtime {version}'s basic optimizer wrote {why}; "
+                           "export without --fold (the runtime fuses at load)")  # fmt: skip
+
+
+def _io(model) -> list[tuple[str, bytes]]:
+    """The graph's inputs (weights aside) and outputs: names, types and shapes (not their
+    metadata_props, which ONNX Runtime drops)."""
+    weights = {t.name for t in model.graph.initializer}
+    io = [v for v in model.graph.input if v.name not in weights] + list(model.graph.output)
+    return [(v.name, v.type.SerializeToString()) for v in io]
+
+
+def _count(model, op_type: str) -> int:
+    return sum(n.op_type == op_type for n in model.graph.node)
+
+
+def _attr(node, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            return a.i
+    return default

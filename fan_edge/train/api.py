@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from fan_edge.config import ModelConfig, TrainConfig, preset
+from fan_edge.config import DataSpec, ModelConfig, RunConfig, preset
 from fan_edge.data.datasets import open_source
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import validate_frame_set
@@ -16,92 +16,68 @@ def st_run_name(frames: int) -> str:
     return f"standard-{frames}"
 
 
-def train_from_options(
-    *,
-    out: Path,
-    data: str,
-    val: str | None,
-    mode: str,
-    preset: str,
-    frames: list[int] | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    kd_lambda: float,
-    seed: int,
-    kd_warmup_epochs: float = TrainConfig.kd_warmup_epochs,
-    kd_gate: float = TrainConfig.kd_gate,
-    num_videos: int,
-    num_val: int,
-    specialize_norm: bool = True,
-    weight_alteration: bool = True,
-    distill: bool = True,
-    rho: float = 0.5,
-    init: Path | None = None,
-    validate: bool = True,
-    workers: int = 0,
-    resume: bool | str = False,
-    overwrite: bool = False,
-    max_steps: int | None = None,
-    quiet: bool = False,
-) -> dict:
-    """Resolve data and configs from CLI-style options, then train.
+def train_from_options(*, out: Path, resume: bool | str = False, overwrite: bool = False,
+                       max_steps: int | None = None, validate: bool = True, quiet: bool = False,
+                       **options) -> dict:  # fmt: skip
+    """`train_run` on the default RunConfig with `options` (flat names, as the CLI's flags:
+    mode=, frames=, lr=, data=, ...) changed."""
+    return train_run(RunConfig().replace(**options), out, resume=resume, overwrite=overwrite,
+                     max_steps=max_steps, validate=validate, quiet=quiet)  # fmt: skip
+
+
+def train_run(cfg: RunConfig, out: Path, *, resume: bool | str = False, overwrite: bool = False,
+              max_steps: int | None = None, validate: bool = True, quiet: bool = False) -> dict:  # fmt: skip
+    """Resolve the run's data and model, then train into `out`.
 
     Mode `st` trains one `standard` model per frame count into `out/standard-N/`.
     `resume`: False (a new run), True (continue the run in `out`), "auto" (continue it if
     there is one); `overwrite` replaces a run in `out` (see trainer.train).
     `validate=False` skips the per-epoch validation (the data is still recorded for `eval`).
     """
-    options = dict(locals())  # the arguments, for the per-count runs of `st`
-    from fan_edge.config import preset as make_preset
     from fan_edge.train.modes import MODES
     from fan_edge.train.trainer import train
 
+    mode, data = cfg.train.mode, cfg.data
     if mode == ST_MODE:
-        counts = validate_frame_set(frames or (4, 8, 16))
+        counts = validate_frame_set(cfg.model.frames or (4, 8, 16))
         folders = {n: Path(out) / st_run_name(n) for n in counts}
         if resume is True and not any((f / "checkpoint.pt").exists() for f in folders.values()):
             raise FanEdgeError(f"nothing to resume in {out} (no standard-N/checkpoint.pt): "
                                "drop --resume to start a new run there")  # fmt: skip
         runs = {}
         for n in counts:  # --resume: the counts not started yet start now
-            sub = options | {"out": folders[n], "mode": "standard", "frames": [n],
-                             "resume": "auto" if resume else False}  # fmt: skip
-            runs[n] = train_from_options(**sub)
+            runs[n] = train_run(cfg.replace(mode="standard", frames=(n,)), folders[n],
+                                resume="auto" if resume else False, overwrite=overwrite,
+                                max_steps=max_steps, validate=validate, quiet=quiet)  # fmt: skip
         return {"runs": {str(n): r for n, r in runs.items()}}
     if mode not in MODES:
         raise FanEdgeError(f"unknown mode {mode!r}: choose one of {', '.join([*MODES, ST_MODE])}")
-    frames = tuple(frames) if frames else MODES[mode].default_frames
+    frames = cfg.model.frames or MODES[mode].default_frames
     plain = MODES[mode].plain
-    size = make_preset(preset, num_classes=2).input_size
-    train_src = open_source(data, size=size, seed=seed, num_videos=num_videos)
-    if val is None and data.startswith("synthetic"):
-        val = data
+    size = preset(cfg.model.preset, num_classes=2).input_size
+    seed = cfg.train.seed
+    train_src = open_source(data.data, size=size, seed=seed, num_videos=data.num_videos)
+    val = data.val if data.val is not None or not data.builtin else data.data
     val_seed = seed + VAL_SEED_OFFSET
-    val_src = open_source(val, size=size, seed=val_seed, num_videos=num_val) if val else None
+    val_src = open_source(val, size=size, seed=val_seed, num_videos=data.num_val) if val else None
     if val_src is not None and list(val_src.classes) != list(train_src.classes):
         raise FanEdgeError("validation classes differ from training classes: "
                            "give both sets the same labels")  # fmt: skip
-    model_cfg = make_preset(
-        preset,
+    model_cfg = preset(
+        cfg.model.preset,
         num_classes=len(train_src.classes),
         frames=frames,
-        specialize_norm=not plain and specialize_norm,
-        weight_alteration=not plain and weight_alteration,
+        specialize_norm=not plain and cfg.model.specialize_norm,
+        weight_alteration=not plain and cfg.model.weight_alteration,
     )
-    # What the run was trained on, so that `--resume` with other data is refused.
-    data_spec = {"train": data, "val": val, "val_seed": val_seed, "num_val": num_val,
-                 "num_videos": len(train_src), "classes": list(train_src.classes),
-                 "train_sha256": _list_digest(data),
-                 "val_sha256": _list_digest(val) if val else None}  # fmt: skip
-    train_cfg = TrainConfig(mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
-                            kd_lambda=kd_lambda, kd_warmup_epochs=kd_warmup_epochs, kd_gate=kd_gate,
-                            seed=seed,
-                            distill=distill, rho=rho, init=str(init) if init else None,
-                            workers=workers,
-                            extra={"data": data_spec})  # fmt: skip
-    return train(model_cfg, train_cfg, train_src, val_src if validate else None, out,
-                 resume=resume, overwrite=overwrite, max_steps=max_steps,
+    # What the run was trained on, so that `eval` finds its validation data and `--resume`
+    # with other data is refused.
+    spec = DataSpec(train=data.data, val=val, val_seed=val_seed, num_val=data.num_val,
+                    num_videos=len(train_src), classes=tuple(train_src.classes),
+                    train_sha256=_list_digest(data.data),
+                    val_sha256=_list_digest(val) if val else None)  # fmt: skip
+    return train(model_cfg, cfg.train, train_src, val_src if validate else None, out,
+                 data=spec, resume=resume, overwrite=overwrite, max_steps=max_steps,
                  quiet=quiet)  # fmt: skip
 
 
@@ -133,12 +109,12 @@ def checkpoint_paths(paths: Path | list[Path]) -> list[Path]:
 def validation_source(path: Path, ckpt: dict, data: str | None = None) -> tuple[str, object]:
     """`data` (default: the run's own validation data) opened for the checkpoint's model."""
     cfg = ModelConfig.from_dict(ckpt["model_config"])
-    spec = ckpt["train_config"].get("extra", {}).get("data", {})
-    data = data or spec.get("val")
+    spec = DataSpec.of(ckpt) or DataSpec(train="unknown")
+    data = data or spec.val
     if not data:
         raise FanEdgeError(f"{path} records no validation data: pass --data")
-    source = open_source(data, size=cfg.input_size, seed=spec.get("val_seed", 0),
-                         num_videos=spec.get("num_val", 500), classes=ckpt["classes"])  # fmt: skip
+    source = open_source(data, size=cfg.input_size, seed=spec.val_seed,
+                         num_videos=spec.num_val, classes=ckpt["classes"])  # fmt: skip
     return data, source
 
 

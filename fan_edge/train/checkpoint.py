@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from fan_edge.config import ModelConfig
+from fan_edge.config import DataSpec, ModelConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path
-from fan_edge.models import BACKBONES, FrameAdaptiveNet, build_model
+from fan_edge.models import FrameAdaptiveNet, build_model, resolve
 
 FORMAT = "fan-edge-checkpoint"
 VERSION = 1
@@ -43,9 +43,8 @@ def save_untrained(path: str | Path, cfg: ModelConfig, classes: list[str], *,
             elif t.dtype.is_floating_point and ("bn" in name or "alter" in name):
                 t.add_(0.05 * torch.randn_like(t))
     mode = "fan" if len(cfg.frames) > 1 else "standard"
-    train_cfg = TrainConfig(mode=mode, extra={"data": data} if data else {})
-    save_checkpoint(path, model_config=cfg.to_dict(), train_config=train_cfg.to_dict(),
-                    classes=list(classes), state_dict=model.state_dict(), epoch=0,
+    save_checkpoint(path, model_config=cfg.to_dict(), train_config=TrainConfig(mode=mode).to_dict(),
+                    data=data, classes=list(classes), state_dict=model.state_dict(), epoch=0,
                     metrics=[])  # fmt: skip
     return Path(path)
 
@@ -88,11 +87,11 @@ def _check_content(ckpt: dict) -> None:
     for key in ("model_config", "classes", "train_config", "state_dict"):
         if key not in ckpt:
             raise FanEdgeError(f"{key} is missing")
-    cfg = ModelConfig.from_dict(ckpt["model_config"])
-    if cfg.arch not in BACKBONES:
-        raise FanEdgeError(f"model config: arch must be one of the registered backbones "
-                           f"({', '.join(BACKBONES)}), got {cfg.arch!r} (a backbone of your "
-                           "own: import its file first)")  # fmt: skip
+    try:
+        cfg = resolve(ModelConfig.from_dict(ckpt["model_config"]))
+    except FanEdgeError as e:
+        raise FanEdgeError(str(e) if str(e).startswith("model config") else
+                           f"model config: {e}") from None  # fmt: skip
     classes = ckpt["classes"]
     if not isinstance(classes, list | tuple):
         raise FanEdgeError(f"classes must be a list of class names, got {_show(classes)}")
@@ -110,18 +109,12 @@ def _check_content(ckpt: dict) -> None:
     mode = train.get("mode")
     if not isinstance(mode, str) or not mode:
         raise FanEdgeError(f"train_config.mode must be a mode name, got {_show(mode)}")
-    extra = train.get("extra", {})
+    extra = train.get("extra", {})  # where checkpoints before DataSpec kept it
     if not isinstance(extra, dict) or not isinstance(extra.get("data", {}), dict):
         raise FanEdgeError("train_config.extra must be a dict (with a dict `data`)")
-    data = extra.get("data", {})
-    for key, lo in (("val_seed", 0), ("num_val", 1)):  # what `eval` reads without --data
-        v = data.get(key, lo)
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise FanEdgeError(f"train_config.extra.data.{key} must be an integer >= {lo}, "
-                               f"got {_show(v)}")  # fmt: skip
-    if not isinstance(data.get("val"), str | None):
-        raise FanEdgeError(f"train_config.extra.data.val must be a data spec, got "
-                           f"{_show(data['val'])}")  # fmt: skip
+    if not isinstance(ckpt.get("data") or {}, dict):
+        raise FanEdgeError(f"data must be a dict, got {_show(ckpt['data'])}")
+    DataSpec.of(ckpt)  # what `eval` reads without --data
     state = ckpt["state_dict"]
     if not isinstance(state, dict) or not state:
         raise FanEdgeError(f"state_dict must be a dict of tensors, got {_show(state)}")

@@ -21,12 +21,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from fan_edge.config import ModelConfig, TrainConfig
+from fan_edge.config import DataSpec, ModelConfig, TrainConfig
 from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
 from fan_edge.evaluate import evaluate
 from fan_edge.fileio import check_output_file, locked, made_folder, write_json
-from fan_edge.models import FrameAdaptiveNet, build_model
+from fan_edge.models import FrameAdaptiveNet, build_model, resolve
 from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoint
 from fan_edge.train.losses import DistillationGate
 from fan_edge.train.modes import MODES, StepContext
@@ -118,6 +118,7 @@ def train(
     val_source,
     out_dir: str | Path,
     *,
+    data: DataSpec | None = None,
     resume: bool | str = False,
     overwrite: bool = False,
     max_steps: int | None = None,
@@ -127,7 +128,9 @@ def train(
 
     The run folder is locked while training (a second process on it is refused). An existing
     run is continued with `resume` (exactly: data order and every random state are restored,
-    also after a stop in the middle of an epoch) or replaced with `overwrite`.
+    also after a stop in the middle of an epoch) or replaced with `overwrite`. `data`, what
+    the sources are, is recorded in the checkpoint (for `eval`, and to refuse resuming with
+    other data).
     """
     check_mode(model_cfg, train_cfg)
     if resume not in RESUME:
@@ -140,14 +143,15 @@ def train(
     env = setup_distributed()
     with made_folder(out_dir, "run folder") if env.main else contextlib.nullcontext(), \
             locked(out_dir, "training") if env.main else contextlib.nullcontext():  # fmt: skip
-        ckpt = _claim_run(out_dir, model_cfg, train_cfg, resume=resume,
+        ckpt = _claim_run(out_dir, model_cfg, train_cfg, data, resume=resume,
                           overwrite=overwrite and env.main)  # fmt: skip
         return _train(model_cfg, train_cfg, train_source, val_source, out_dir, env, ckpt,
-                      max_steps=max_steps, quiet=quiet)  # fmt: skip
+                      data=data, max_steps=max_steps, quiet=quiet)  # fmt: skip
 
 
-def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-               resume: bool | str, overwrite: bool) -> dict | None:  # fmt: skip
+def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
+               data: DataSpec | None, *, resume: bool | str,
+               overwrite: bool) -> dict | None:  # fmt: skip
     """The checkpoint to continue (None: a new run), after checking it may be continued."""
     ckpt_path = out_dir / "checkpoint.pt"
     for name in RUN_FILES:  # before the first epoch, not after it
@@ -169,19 +173,20 @@ def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
         raise FanEdgeError(f"{out_dir} already holds a run: pass --resume to continue it, "
                            "--overwrite to replace it, or choose another --out")  # fmt: skip
     ckpt = load_checkpoint(ckpt_path)
-    if ckpt["model_config"] != model_cfg.to_dict():
+    # Compared as configs, not as stored dicts: a field added to a config since the run was
+    # written takes its default on both sides, so a new option never blocks a resume.
+    if resolve(ModelConfig.from_dict(ckpt["model_config"])) != resolve(model_cfg):
         raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
                            "resume with the same options or choose a new --out")  # fmt: skip
-    old = ckpt["train_config"]
+    try:
+        old = TrainConfig.from_dict(ckpt["train_config"])
+    except FanEdgeError as e:
+        raise FanEdgeError(f"{ckpt_path}: {e}; resume is not possible: choose a new --out")
     recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
-    changed = [k for k in recipe if k in old and old[k] != getattr(train_cfg, k)]
-    old_data = old.get("extra", {}).get("data", {})
-    new_data = train_cfg.extra.get("data", {})
-    same = {k for k in ("train", "val")  # a list file is known by its content, not its path
-            if old_data.get(f"{k}_sha256") and old_data.get(f"{k}_sha256") ==
-            new_data.get(f"{k}_sha256")}  # fmt: skip
-    changed += [f"data ({k})" for k in sorted(set(old_data) & set(new_data) - same)
-                if old_data[k] != new_data[k]]  # fmt: skip
+    changed = [k for k in recipe if getattr(old, k) != getattr(train_cfg, k)]
+    old_data = DataSpec.of(ckpt)
+    if old_data is not None and data is not None:
+        changed += [f"data ({k})" for k in old_data.differences(data)]
     if changed:
         raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "
                            "resume with the same options or choose a new --out")  # fmt: skip
@@ -189,8 +194,8 @@ def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
 
 
 def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_source,
-           out_dir: Path, env: DistEnv, ckpt: dict | None, *, max_steps: int | None,
-           quiet: bool) -> dict:  # fmt: skip
+           out_dir: Path, env: DistEnv, ckpt: dict | None, *, data: DataSpec | None,
+           max_steps: int | None, quiet: bool) -> dict:  # fmt: skip
     ckpt_path = out_dir / "checkpoint.pt"
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
@@ -258,6 +263,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
             ckpt_path,
             model_config=model_cfg.to_dict(),
             train_config=train_cfg.to_dict(),
+            data=data.to_dict() if data else None,
             classes=classes,
             state_dict=model.state_dict(),
             optimizer=opt.state_dict(),
@@ -338,7 +344,9 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
                 epoch_start_gen = gen.get_state()  # the next epoch starts from here
                 save(epoch + 1)
                 write_json(out_dir / "metrics.json", {"model_config": model_cfg.to_dict(),
-                           "train_config": train_cfg.to_dict(), "epochs": history})  # fmt: skip
+                           "train_config": train_cfg.to_dict(),
+                           "data": data.to_dict() if data else None,
+                           "epochs": history})  # fmt: skip
                 if not quiet:
                     progress.console.print(_epoch_line(record))
             if env.world > 1:

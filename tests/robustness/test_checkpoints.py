@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fan_edge import FanEdgeError
-from fan_edge.config import PRESETS, STEMS, ModelConfig, preset
+from fan_edge.config import PRESETS, ModelConfig, preset
+from fan_edge.models.tsm_resnet import STEMS
 from fan_edge.train.checkpoint import init_from, load_checkpoint, load_model
 
 
@@ -45,6 +46,13 @@ def _classes(fn):
     return edit
 
 
+def _backbone(key, value):
+    def edit(ckpt):
+        ckpt["model_config"]["backbone"][key] = value
+
+    return edit
+
+
 def _drop_cfg(key):
     def edit(ckpt):
         del ckpt["model_config"][key]
@@ -69,8 +77,8 @@ CASES = [
     ("input_size a string", _cfg("input_size", "32"), r"input_size .*got '32'"),
     ("input_size a bool", _cfg("input_size", True), r"input_size .*got True"),
     ("input_size a float", _cfg("input_size", 32.0), "input_size"),
-    ("shift_div zero", _cfg("shift_div", 0), "shift_div"),
-    ("shift_div one", _cfg("shift_div", 1), "shift_div"),
+    ("shift_div zero", _backbone("shift_div", 0), "shift_div"),
+    ("shift_div one", _backbone("shift_div", 1), "shift_div"),
     ("std NaN", _cfg("std", (0.229, math.nan, 0.225)), "std"),
     ("std zero", _cfg("std", (0.229, 0.0, 0.225)), "std"),
     ("std a string", _cfg("std", "0.2"), "std"),
@@ -84,13 +92,13 @@ CASES = [
     ("classes repeated", _classes(lambda c: [c[0], *c[:-1]]), "repeat"),
     ("classes not a list", _set("classes", "a,b,c"), "classes"),
     ("classes missing", lambda ck: ck.pop("classes"), "classes is missing"),
-    ("width negative", _cfg("width", -1.0), "width"),
-    ("width NaN", _cfg("width", math.nan), "width"),
-    ("width huge", _cfg("width", 1e6), "width"),
+    ("width negative", _backbone("width", -1.0), "width"),
+    ("width NaN", _backbone("width", math.nan), "width"),
+    ("width huge", _backbone("width", 1e6), "width"),
     ("dropout 1.5", _cfg("dropout", 1.5), "dropout"),
     ("dropout NaN", _cfg("dropout", math.nan), "dropout"),
     ("unknown arch", _cfg("arch", "resnet9000"), "arch must be one of"),
-    ("unknown stem", _cfg("stem", "huge"), "stem"),
+    ("unknown stem", _backbone("stem", "huge"), "stem"),
     ("frames empty", _cfg("frames", []), "frames"),
     ("frames repeated", _cfg("frames", [4, 4]), "distinct"),
     ("frames zero", _cfg("frames", [0, 4]), "frame counts"),
@@ -98,13 +106,18 @@ CASES = [
     ("specialize_norm a string", _cfg("specialize_norm", "yes"), "specialize_norm"),
     ("model config field missing", _drop_cfg("input_size"), "input_size missing"),
     ("model config field unknown", _cfg("colour", "red"), "unknown fields colour"),
+    ("backbone argument unknown", _backbone("depth", 3), "no argument 'depth'"),
+    ("backbone argument twice", _cfg("width", 0.5), "width both"),
     ("model config not a dict", _set("model_config", [1, 2]), "model config"),
     ("state_dict not a dict", _set("state_dict", [1, 2]), "state_dict"),
     ("state_dict empty", _set("state_dict", {}), "state_dict"),
     ("state_dict value not a tensor", _state(_not_a_tensor), "state_dict"),
     ("train_config not a dict", _set("train_config", "fan"), "train_config"),
     ("train_config without mode", lambda ck: ck["train_config"].pop("mode"), "mode"),
-    ("train data not a dict", lambda ck: ck["train_config"]["extra"].update(data=3), "extra"),
+    ("data not a dict", _set("data", 3), "data must be a dict"),
+    ("data spec without train", lambda ck: ck["data"].pop("train"), "data: train missing"),
+    ("old data spec not a dict", lambda ck: ck["train_config"].update(extra={"data": 3}),
+     "extra"),
     ("version a string", _set("version", "1"), "version"),
 ]  # fmt: skip
 
@@ -178,7 +191,7 @@ def test_legitimate_configs_still_load(tiny_checkpoint):
         for over in (
             {},
             {"num_classes": 5, "frames": (8,)},
-            {"input_size": 16, "width": 0.5},
+            {"input_size": 16, "backbone": {"width": 0.5}},
             {"num_classes": 174, "frames": [16, 4], "weight_alteration": False},
         ):
             c = preset(name, **over)
@@ -190,7 +203,7 @@ def test_every_preset_names_a_registered_backbone_and_every_stem_builds():
 
     assert {fields["arch"] for fields in PRESETS.values()} <= set(BACKBONES)
     for stem in STEMS:  # each one builds
-        build_model(preset("tiny", num_classes=2, frames=(4,), stem=stem))
+        build_model(preset("tiny", num_classes=2, frames=(4,), backbone={"stem": stem}))
 
 
 def test_fields_added_later_take_their_defaults():
@@ -198,6 +211,7 @@ def test_fields_added_later_take_their_defaults():
     import dataclasses
 
     from fan_edge.config import REQUIRED_MODEL_FIELDS, ModelConfig, preset
+    from fan_edge.models import resolve
 
     fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
     assert set(fields) >= REQUIRED_MODEL_FIELDS
@@ -205,5 +219,6 @@ def test_fields_added_later_take_their_defaults():
     assert all(fields[n].default is not dataclasses.MISSING
                or fields[n].default_factory is not dataclasses.MISSING for n in later)  # fmt: skip
     stored = preset("tiny", num_classes=5).to_dict()
-    assert ModelConfig.from_dict({k: v for k, v in stored.items() if k not in later}).to_dict() \
-        == stored  # fmt: skip
+    # the first format: no later field, and TSM-ResNet's arguments as top-level fields
+    first = {k: v for k, v in stored.items() if k not in later} | stored["backbone"]
+    assert resolve(ModelConfig.from_dict(first)).to_dict() == stored
