@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check fan_edge exporters benchmarks tests
+	$(BIN)/ruff format --check fan_edge exporters benchmarks tests
 	$(BIN)/python -m pytest
 
 # Regenerates every number and plot in README (about 5 hours on 2 CPU cores; the

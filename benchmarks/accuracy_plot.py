@@ -60,8 +60,9 @@ def collect(runs: Path) -> tuple[dict, dict]:
         for n, r in data["results"].items():
             acc[name][int(n)].append(r["top1"])
         if not gflops and (report.parent / "checkpoint.pt").exists():
-            cfg = ModelConfig.from_dict(load_checkpoint(report.parent / "checkpoint.pt")
-                                        ["model_config"])  # fmt: skip
+            cfg = ModelConfig.from_dict(
+                load_checkpoint(report.parent / "checkpoint.pt")["model_config"]
+            )
             frames = sorted(int(n) for n in data["results"])
             costs = subnet_costs(build_model(cfg), cfg.input_size, frames)
             gflops = {c.frames: c.gflops for c in costs}
@@ -83,18 +84,29 @@ def main() -> None:
 
     latency = measure_latency(next(args.runs.glob("fan_seed*/checkpoint.pt")), [4, 8, 16])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    panels = ((axes[0], gflops, "GFLOPs per clip (tiny TSM-R18, 32x32)"),
-              (axes[1], latency, "p50 latency, batch 1, PyTorch CPU (ms)"))  # fmt: skip
+    panels = (
+        (axes[0], gflops, "GFLOPs per clip (tiny TSM-R18, 32x32)"),
+        (axes[1], latency, "p50 latency, batch 1, PyTorch CPU (ms)"),
+    )
     for ax, cost, label in panels:
         for name, frames in trained.items():
             if name in mean:
-                ax.plot([cost[n] for n in frames], [mean[name][n] for n in frames], "o-",
-                        label=LABELS[name])  # fmt: skip
+                ax.plot(
+                    [cost[n] for n in frames],
+                    [mean[name][n] for n in frames],
+                    "o-",
+                    label=LABELS[name],
+                )
         if st:
             ax.plot([cost[n] for n in st], list(st.values()), "s--", label="ST (3 models)")
         for n in (4, 8, 16):
-            ax.annotate(f"{n}F", (cost[n], mean.get("fan", {}).get(n, 0)),
-                        textcoords="offset points", xytext=(4, -12), fontsize=8)  # fmt: skip
+            ax.annotate(
+                f"{n}F",
+                (cost[n], mean.get("fan", {}).get(n, 0)),
+                textcoords="offset points",
+                xytext=(4, -12),
+                fontsize=8,
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("top-1 (%)")
         ax.grid(alpha=0.3)
@@ -109,8 +121,11 @@ def main() -> None:
     ]
     for name, frames in trained.items():
         label = LABELS[name]
-        lines += [f"| {label} | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {mean[name][n]:.1f} |"
-                  for n in frames if name in mean]  # fmt: skip
+        lines += [
+            f"| {label} | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {mean[name][n]:.1f} |"
+            for n in frames
+            if name in mean
+        ]
     lines += [f"| ST | {n} | {gflops[n]:.3f} | {latency[n]:.2f} | {v:.1f} |" for n, v in st.items()]
     (out / "accuracy_vs_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

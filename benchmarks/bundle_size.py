@@ -44,8 +44,10 @@ def main() -> None:
         ("FAN bundle, shared weights (4/8/16)", size_mb(shared)),
         ("FAN bundle, --fold (three standalone graphs)", size_mb(folded)),
     ]
-    print(f"\nTSM-{args.preset.upper()} FAN 4/8/16 at 224x224, 174 classes; {machine()}; "
-          f"{time.time() - t0:.0f} s\n")  # fmt: skip
+    print(
+        f"\nTSM-{args.preset.upper()} FAN 4/8/16 at 224x224, 174 classes; {machine()}; "
+        f"{time.time() - t0:.0f} s\n"
+    )
     print("| artifact | size (MB) | vs one standalone |")
     print("|---|---|---|")
     for name, mb in rows:

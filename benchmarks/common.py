@@ -26,16 +26,28 @@ def read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SystemExit(f"error: {path} is unreadable ({e}): delete it and run again to redo "
-                         "what it records") from None  # fmt: skip
+        raise SystemExit(
+            f"error: {path} is unreadable ({e}): delete it and run again to redo what it records"
+        ) from None
 
 
-def make_checkpoint(path: Path, *, preset_name: str = "r50", frames=(4, 8, 16),
-                    num_classes: int = 174, seed: int = 0) -> Path:  # fmt: skip
+def make_checkpoint(
+    path: Path,
+    *,
+    preset_name: str = "r50",
+    frames=(4, 8, 16),
+    num_classes: int = 174,
+    seed: int = 0,
+) -> Path:
     """An untrained checkpoint (size, memory and speed do not depend on trained values)."""
     fan = len(frames) > 1
-    cfg = preset(preset_name, num_classes=num_classes, frames=tuple(frames),
-                 specialize_norm=fan, weight_alteration=fan)  # fmt: skip
+    cfg = preset(
+        preset_name,
+        num_classes=num_classes,
+        frames=tuple(frames),
+        specialize_norm=fan,
+        weight_alteration=fan,
+    )
     return save_untrained(path, cfg, [f"class {i}" for i in range(num_classes)], seed=seed)
 
 
@@ -51,5 +63,6 @@ def cached_bundle(checkpoint: Path, path: Path, **export_options) -> Path:
         return path
     except FanEdgeError:
         pass
-    return export(checkpoint, [4, 8, 16], path, overwrite=path.exists(), log=lambda *_: None,
-                  **export_options)  # fmt: skip
+    return export(
+        checkpoint, [4, 8, 16], path, overwrite=path.exists(), log=lambda *_: None, **export_options
+    )

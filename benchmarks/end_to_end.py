@@ -93,16 +93,23 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     videos = clips(args.work / "clips")
     bundles = {"demo (tiny)": args.demo, "TSM-R50 FAN": r50_bundle(args.work)}
-    lines = [f"# End-to-end cost of a clip: {machine()}", "",
-             f"Made by `python benchmarks/end_to_end.py`; median of {args.repeats} runs each; "
-             "10 s, 30 fps H.264 clips from PyAV's libx264 (veryfast, 3 B-frames). "
-             "*OpenCV* is the reader before the decode plan (count by decoding, decode again); "
-             "*plan* is `fan-edge run`'s reader now. Everything ran in this one process.",
-             ""]  # fmt: skip
+    lines = [
+        f"# End-to-end cost of a clip: {machine()}",
+        "",
+        f"Made by `python benchmarks/end_to_end.py`; median of {args.repeats} runs each; "
+        "10 s, 30 fps H.264 clips from PyAV's libx264 (veryfast, 3 B-frames). "
+        "*OpenCV* is the reader before the decode plan (count by decoding, decode again); "
+        "*plan* is `fan-edge run`'s reader now. Everything ran in this one process.",
+        "",
+    ]
 
     # -- counting frames ----------------------------------------------------------------
-    lines += ["## Counting the frames", "", "| clip | plan: demux index ms | OpenCV: count by "
-              "decoding ms | speed-up |", "|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "## Counting the frames",
+        "",
+        "| clip | plan: demux index ms | OpenCV: count by decoding ms | speed-up |",
+        "|---|---|---|---|",
+    ]
     for name, path in videos.items():
         ours = float(np.median([open_video(path).index_ms for _ in range(5)]))
         theirs = float(np.median([open_video(path, "opencv").index_ms for _ in range(2)]))
@@ -110,11 +117,16 @@ def main() -> None:
         print(lines[-1], flush=True)
 
     # -- 8 frames, decode only ----------------------------------------------------------
-    lines += ["", "## Reading 8 sampled frames (index + decode + convert, resized to 224)", "",
-              "| clip | OpenCV ms | plan ms | speed-up | frames the plan decodes (at most) | "
-              "frames decoded | lower bound ms (plan frames x cost per frame) | plan / bound |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Reading 8 sampled frames (index + decode + convert, resized to 224)",
+        "",
+        "| clip | OpenCV ms | plan ms | speed-up | frames the plan decodes (at most) | "
+        "frames decoded | lower bound ms (plan frames x cost per frame) | plan / bound |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, path in videos.items():
+
         def read(decoder, path=path):
             with open_video(path, decoder) as v:
                 return v.read(8, 224)[1]
@@ -122,8 +134,10 @@ def main() -> None:
         old, _ = median(lambda: read("opencv"), args.repeats)  # noqa: B023
         new, rec = median(lambda: read("pyav"), args.repeats)  # noqa: B023
         bound = rec.planned * sequential_ms_per_frame(path)
-        lines.append(f"| {name} | {old:.0f} | {new:.0f} | {old / new:.1f}x | {rec.planned} | "
-                     f"{rec.decoded} | {bound:.0f} | {new / bound:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {old:.0f} | {new:.0f} | {old / new:.1f}x | {rec.planned} | "
+            f"{rec.decoded} | {bound:.0f} | {new / bound:.2f} |"
+        )
         print(lines[-1], flush=True)
 
     # -- end to end, per bundle ---------------------------------------------------------
@@ -133,11 +147,15 @@ def main() -> None:
         new = Predictor(bundle, backend="ort-cpu", eager=True)
         old = Predictor(bundle, backend="ort-cpu", eager=True, decoder="opencv")
         latency = latency_for(new.bundle, "ort-cpu")
-        lines += ["", f"## {label}: one clip end to end (ms), and whole-clip budget predictions",
-                  "", "| clip | frames | OpenCV: index + decode + preprocess + infer = total | "
-                  "plan: index + decode (frames) + preprocess + infer = total | speed-up | "
-                  "predicted total | predicted / measured |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## {label}: one clip end to end (ms), and whole-clip budget predictions",
+            "",
+            "| clip | frames | OpenCV: index + decode + preprocess + infer = total | "
+            "plan: index + decode (frames) + preprocess + infer = total | speed-up | "
+            "predicted total | predicted / measured |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, path in videos.items():
             for n in (4, 8, 16):
                 a = typical([old.predict(path, frames=n) for _ in range(args.repeats)])
@@ -150,7 +168,8 @@ def main() -> None:
                     f"{b.index_ms:.1f} + {b.decode_ms:.0f} ({b.decoded_frames}) + "
                     f"{b.preprocess_ms:.1f} + {b.infer_ms:.0f} = **{b.total_ms:.0f}** | "
                     f"{a.total_ms / b.total_ms:.1f}x | {predicted:.0f} | "
-                    f"{predicted / b.total_ms:.2f} |")  # fmt: skip
+                    f"{predicted / b.total_ms:.2f} |"
+                )
                 print(lines[-1], flush=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -30,16 +30,21 @@ from fan_edge.train.checkpoint import load_model
 
 def flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                      for g, p in zip(grads, params, strict=True)])  # fmt: skip
+    return torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).flatten()
+            for g, p in zip(grads, params, strict=True)
+        ]
+    )
 
 
 def probe(model, loader, batches: int) -> dict[str, list[float]]:
     shared = model.shared_parameters()
     names = {id(p): n for n, p in model.named_parameters()}
     # which entries of the flat gradient belong to the classifier (the last Linear)
-    head = torch.cat([torch.full((p.numel(),), names[id(p)].startswith("backbone.fc."))
-                      for p in shared])  # fmt: skip
+    head = torch.cat(
+        [torch.full((p.numel(),), names[id(p)].startswith("backbone.fc.")) for p in shared]
+    )
     stats: dict[str, list[float]] = {}
 
     def add(key, value):
@@ -58,8 +63,11 @@ def probe(model, loader, batches: int) -> dict[str, list[float]]:
         add("teacher CE", ce_t.detach())
         add("teacher max prob", p_t.max(1).values.mean())
         add("|g| teacher CE", g_ce_t.norm())
-        total = {"teacher CE alone": g_ce_t, "paper loss (CE + KL)": g_ce_t.clone(),
-                 "CE on every sub-network": g_ce_t.clone()}  # fmt: skip
+        total = {
+            "teacher CE alone": g_ce_t,
+            "paper loss (CE + KL)": g_ce_t.clone(),
+            "CE on every sub-network": g_ce_t.clone(),
+        }
         for n, z in zip(model.frames[:-1], students, strict=True):
             kl = F.kl_div(F.log_softmax(z, 1), p_t, reduction="batchmean")
             ce = F.cross_entropy(z, y)
@@ -90,9 +98,11 @@ def probe(model, loader, batches: int) -> dict[str, list[float]]:
         for term in ("KL", "CE"):
             g = mean[f"{n}F {term}"]
             stats[f"mean-gradient cos({n}F {term}, teacher CE)"] = [
-                F.cosine_similarity(g, mean["teacher CE alone"], dim=0).item()]
+                F.cosine_similarity(g, mean["teacher CE alone"], dim=0).item()
+            ]
             stats[f"mean-gradient |{n}F {term}| / |teacher CE|"] = [
-                (g.norm() / mean["teacher CE alone"].norm()).item()]
+                (g.norm() / mean["teacher CE alone"].norm()).item()
+            ]
     return stats
 
 
@@ -113,14 +123,17 @@ def main(argv=None) -> None:
         src0 = open_source(args.data, num_videos=1)
         cfg = preset(args.preset, num_classes=len(src0.classes))
         model = build_model(cfg)
-    source = open_source(args.data, size=cfg.input_size, seed=args.seed,
-                         num_videos=args.batches * args.batch_size)  # fmt: skip
+    source = open_source(
+        args.data, size=cfg.input_size, seed=args.seed, num_videos=args.batches * args.batch_size
+    )
     ds = ClipDataset(source, cfg.frames, cfg.input_size, cfg.mean, cfg.std, train=True)
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False)
     stats = probe(model, loader, args.batches)
     name = args.checkpoint or f"fresh {args.preset}"
-    print(f"{name}: {args.batches} batches of {args.batch_size}, "
-          f"uniform CE = {math.log(len(source.classes)):.3f}")  # fmt: skip
+    print(
+        f"{name}: {args.batches} batches of {args.batch_size}, "
+        f"uniform CE = {math.log(len(source.classes)):.3f}"
+    )
     for key, values in stats.items():
         t = torch.tensor(values)
         spread = f" ± {t.std():.4f}" if len(values) > 1 else ""

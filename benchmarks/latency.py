@@ -74,10 +74,16 @@ def main() -> None:
         rows["PyTorch eager"] = {
             n: p50(lambda n=n: model(torch.from_numpy(clips[n])), args.iters) for n in clips
         }
-    setups = [("ORT, shared bundle, memory-sharing options", shared, "ort-cpu", True),
-              ("ORT, shared bundle, speed options (fusion + alteration folded at load)", shared,
-               "ort-cpu", False),
-              ("ORT, --fold bundle", folded, "ort-cpu", False)]  # fmt: skip
+    setups = [
+        ("ORT, shared bundle, memory-sharing options", shared, "ort-cpu", True),
+        (
+            "ORT, shared bundle, speed options (fusion + alteration folded at load)",
+            shared,
+            "ort-cpu",
+            False,
+        ),
+        ("ORT, --fold bundle", folded, "ort-cpu", False),
+    ]
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -89,12 +95,16 @@ def main() -> None:
             rows[name][s.frames] = p50(lambda s=s, p=pred: p.logits(clips[s.frames], s), args.iters)
     gflops = {s.frames: s.gflops for s in Predictor(shared).bundle.subnetworks}
 
-    print(f"\nTSM-R50 FAN 4/8/16, 224x224, batch 1, fp32; {machine()}; torch "
-          f"{torch.__version__}, onnxruntime {ort.__version__}; "
-          f"p50 of {args.iters} runs")  # fmt: skip
+    print(
+        f"\nTSM-R50 FAN 4/8/16, 224x224, batch 1, fp32; {machine()}; torch "
+        f"{torch.__version__}, onnxruntime {ort.__version__}; "
+        f"p50 of {args.iters} runs"
+    )
     print(f"measured peak (2048x2048 fp32 matmul): {peak:.0f} GFLOP/s\n")
-    print("| backend | 4F ms | 8F ms | 16F ms | speed-up vs eager (4/8/16) | "
-          "efficiency vs peak (4/8/16) |")  # fmt: skip
+    print(
+        "| backend | 4F ms | 8F ms | 16F ms | speed-up vs eager (4/8/16) | "
+        "efficiency vs peak (4/8/16) |"
+    )
     print("|---|---|---|---|---|---|")
     eager = rows["PyTorch eager"]
     for name, r in rows.items():

@@ -47,13 +47,28 @@ def child(bundle: str, share: bool, load: int, iters: int) -> dict:
             times.append((time.perf_counter() - t0) * 1e3)
         latency[s.frames] = float(np.median(times)) if times else None
     assert "torch" not in sys.modules
-    return {"base_mb": before, "loaded_mb": before + loaded, "run_mb": rss_mb(),
-            "latency_ms": latency}  # fmt: skip
+    return {
+        "base_mb": before,
+        "loaded_mb": before + loaded,
+        "run_mb": rss_mb(),
+        "latency_ms": latency,
+    }
 
 
 def measure(bundle: Path, share: bool, load: int, iters: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--bundle", str(bundle), "--share", str(int(share)),
-           "--load", str(load), "--iters", str(iters)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--bundle",
+        str(bundle),
+        "--share",
+        str(int(share)),
+        "--load",
+        str(load),
+        "--iters",
+        str(iters),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -73,14 +88,20 @@ def main() -> None:
         sys.exit(f"error: no bundle at {args.bundle}: run benchmarks/bundle_size.py first")
     from common import machine
 
-    print(f"bundle {args.bundle}; {machine()}; batch 1; p50 of {args.iters} runs; "
-          "memory is the whole process's RSS\n")  # fmt: skip
-    print("| session options | loaded: 1 (16F) / all 3 | ratio | after a run: 1 / all 3 | "
-          "ratio | p50 4F / 8F / 16F (ms) |")  # fmt: skip
+    print(
+        f"bundle {args.bundle}; {machine()}; batch 1; p50 of {args.iters} runs; "
+        "memory is the whole process's RSS\n"
+    )
+    print(
+        "| session options | loaded: 1 (16F) / all 3 | ratio | after a run: 1 / all 3 | "
+        "ratio | p50 4F / 8F / 16F (ms) |"
+    )
     print("|---|---|---|---|---|---|")
     base = None
-    for share, name in ((True, "memory-sharing (mmap + add_initializer, no arena/fusion/prepack)"),
-                        (False, "speed: ORT defaults + alteration folded at load")):  # fmt: skip
+    for share, name in (
+        (True, "memory-sharing (mmap + add_initializer, no arena/fusion/prepack)"),
+        (False, "speed: ORT defaults + alteration folded at load"),
+    ):
         one = measure(args.bundle, share, 1, 0)
         allr = measure(args.bundle, share, 3, args.iters)
         base = one["base_mb"]

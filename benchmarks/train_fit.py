@@ -56,12 +56,13 @@ def report(run: Path, num_videos: int) -> None:
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     spec = DataSpec.of(ckpt)
     if spec is None or spec.train != "synthetic" or spec.val != "synthetic":
-        raise FanEdgeError(f"{run} was not trained and validated on the synthetic set: this "
-                           "script rebuilds only synthetic clips")  # fmt: skip
+        raise FanEdgeError(
+            f"{run} was not trained and validated on the synthetic set: this "
+            "script rebuilds only synthetic clips"
+        )
     seed = ckpt["train_config"]["seed"]  # the training clips are drawn with the run's seed
     train = open_source("synthetic", size=cfg.input_size, seed=seed, num_videos=num_videos)
-    val = open_source("synthetic", size=cfg.input_size, seed=spec.val_seed,
-                      num_videos=spec.num_val)  # fmt: skip
+    val = open_source("synthetic", size=cfg.input_size, seed=spec.val_seed, num_videos=spec.num_val)
     for i, n in enumerate(model.frames):
         net = model.subnetwork(i)
         (ta, tp), (va, vp) = fit(net, train, n, cfg), fit(net, val, n, cfg)

@@ -81,9 +81,15 @@ def build(bundle: str | Path, target: str, **options: bool) -> Path:
                     replaced.append(old["file"])
                 else:
                     kept.append(old)
-            made = [{**r, "target": target, "options": options,
-                     "versions": {"fan_edge": fan_edge.__version__, **r.get("versions", {})}}
-                    for r in made]  # fmt: skip
+            made = [
+                {
+                    **r,
+                    "target": target,
+                    "options": options,
+                    "versions": {"fan_edge": fan_edge.__version__, **r.get("versions", {})},
+                }
+                for r in made
+            ]
             manifest["engines"] = kept + made
             for r in made:
                 manifest["files"][r["file"]] = file_record(path / r["file"])

@@ -67,8 +67,12 @@ def export_onnx_bundle(
 ) -> Path:
     """Write the bundle folder `out` and return its path."""
     out = Path(os.path.abspath(out))  # `--out .` stays valid after the folder is replaced
-    replace = {"overwrite": overwrite, "owned": owned_files, "kind": "bundle",
-               "inputs": [checkpoint]}  # fmt: skip
+    replace = {
+        "overwrite": overwrite,
+        "owned": owned_files,
+        "kind": "bundle",
+        "inputs": [checkpoint],
+    }
     check_new_dir(out, **replace)  # before the export's minutes, not after
     frames = list(validate_frame_set(frames))
     model, ckpt = load_model(checkpoint)
@@ -85,11 +89,20 @@ def export_onnx_bundle(
             _name_by_checkpoint_key(proto, net, model)
             if fold:
                 done = fold_graph(proto, batchnorm=True)
-                log(f"  folded {done.alterations} alterations and {done.batchnorms} norms "
-                    "into the convolutions")  # fmt: skip
+                log(
+                    f"  folded {done.alterations} alterations and {done.batchnorms} norms "
+                    "into the convolutions"
+                )
             graphs[name] = (proto, net, n)
-            records.append({"frames": n, "trained_frames": model.frames[index], "file": name,
-                            "gflops": costs[n].gflops, "params": costs[n].params})  # fmt: skip
+            records.append(
+                {
+                    "frames": n,
+                    "trained_frames": model.frames[index],
+                    "file": name,
+                    "gflops": costs[n].gflops,
+                    "params": costs[n].params,
+                }
+            )
         if fold:
             for name, (proto, _, _) in graphs.items():
                 onnx.save_model(proto, str(tmp / name))
@@ -116,16 +129,26 @@ def _to_onnx(net: torch.nn.Module, frames: int, size: int) -> onnx.ModelProto:
         # optimize=False: the default optimizer fuses BatchNorm into the convolutions, which
         # would give every graph private copies of the shared weights. We fold constants only.
         program = torch.onnx.export(
-            net.eval(), (x,), dynamo=True, optimize=False, opset_version=OPSET,
-            input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=({0: batch},),
+            net.eval(),
+            (x,),
+            dynamo=True,
+            optimize=False,
+            opset_version=OPSET,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes=({0: batch},),
             verbose=False,
-        )  # fmt: skip
+        )
     proto = program.model_proto
     # Fold shape arithmetic, but never a weight: folding Transpose(fc.weight) into a new
     # constant would give each graph a private copy of a shared tensor.
     weights = set(net.state_dict())
-    oo.fold_constants(proto, should_fold=lambda node: False if any(
-        v is not None and v.name in weights for v in node.inputs) else None)  # fmt: skip
+    oo.fold_constants(
+        proto,
+        should_fold=lambda node: (
+            False if any(v is not None and v.name in weights for v in node.inputs) else None
+        ),
+    )
     oo.remove_unused_nodes(proto)
     del proto.metadata_props[:]
     del proto.graph.value_info[:]  # intermediate shapes: ONNX Runtime infers them
@@ -218,8 +241,10 @@ def _verify(path: Path, net: torch.nn.Module, frames: int, size: int, tol: float
     got = sess.run([OUTPUT], {INPUT: x.numpy()})[0]
     diff = float(np.abs(got - want).max())
     if not diff <= tol:
-        raise FanEdgeError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.2e} "
-                           f"(> {tol:.0e}); export aborted, no bundle written")  # fmt: skip
+        raise FanEdgeError(
+            f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.2e} "
+            f"(> {tol:.0e}); export aborted, no bundle written"
+        )
     return diff
 
 
@@ -265,7 +290,7 @@ def _manifest(cfg: ModelConfig, ckpt: dict, checkpoint, records: list, fold: boo
             "checkpoint": Path(checkpoint).name,
             "sha256": sha256_file(checkpoint),
             "epoch": ckpt.get("epoch"),
-        },  # fmt: skip
+        },
         "versions": {
             "fan_edge": fan_edge.__version__,
             "torch": torch.__version__,

@@ -35,9 +35,16 @@ class Target:
 TARGETS: dict[str, Target] = {}
 
 
-def register_target(name: str, *, description: str, folder: str | None = None,
-                    options: tuple[str, ...] = (), needs_gpu: bool = False,
-                    verified_here: bool = True, requires: Callable | None = None) -> Callable:  # fmt: skip
+def register_target(
+    name: str,
+    *,
+    description: str,
+    folder: str | None = None,
+    options: tuple[str, ...] = (),
+    needs_gpu: bool = False,
+    verified_here: bool = True,
+    requires: Callable | None = None,
+) -> Callable:
     """Decorator: register `build(bundle, folder, **options)` as the target `name`."""
     unknown = [o for o in options if o not in OPTIONS]
     if unknown:
@@ -46,8 +53,16 @@ def register_target(name: str, *, description: str, folder: str | None = None,
     def register(build: Callable) -> Callable:
         if name in TARGETS or name == "onnx":  # onnx: the bundle itself (`fan-edge export`)
             raise ValueError(f"target {name!r} is registered already")
-        TARGETS[name] = Target(name, build, folder or name, tuple(options), needs_gpu,
-                               description, verified_here, requires)  # fmt: skip
+        TARGETS[name] = Target(
+            name,
+            build,
+            folder or name,
+            tuple(options),
+            needs_gpu,
+            description,
+            verified_here,
+            requires,
+        )
         return build
 
     return register
@@ -62,8 +77,10 @@ def get_target(name: str, flag: str = "target", **options: bool) -> Target:
     """The target `name`, after checking that it takes every option used."""
     if name not in TARGETS:
         known = ", ".join(TARGETS) or "none registered"
-        raise FanEdgeError(f"unknown {flag} {name!r}: choose one of {known} (the ONNX bundle "
-                           "itself is what `fan-edge export` writes)")  # fmt: skip
+        raise FanEdgeError(
+            f"unknown {flag} {name!r}: choose one of {known} (the ONNX bundle "
+            "itself is what `fan-edge export` writes)"
+        )
     bad = [k for k, used in options.items() if used and k not in TARGETS[name].options]
     if bad:
         raise FanEdgeError(f"--{bad[0]} is not an option of --{flag} {name}")
@@ -77,7 +94,9 @@ def targets_taking(option: str) -> list[str]:
 def targets_help() -> str:
     """The `--target` / `--engine` help, from the table: what each builds, where, verified."""
     return "; ".join(
-        f"{t.name}: {t.description}" + (" on the target GPU" if t.needs_gpu else "")
+        f"{t.name}: {t.description}"
+        + (" on the target GPU" if t.needs_gpu else "")
         + (" (not verified here)" if not t.verified_here else "")
         + (f" [--{', --'.join(t.options)}]" if t.options else "")
-        for t in TARGETS.values())  # fmt: skip
+        for t in TARGETS.values()
+    )

@@ -29,8 +29,17 @@ def _major(trt) -> int:
     return int(trt.__version__.split(".")[0])
 
 
-def build_engine(onnx_path: Path, plan_path: Path, *, frames: int, size: int, fp16: bool,
-                 strip: bool, max_batch: int = 8, workspace_gb: float = 2.0) -> dict:  # fmt: skip
+def build_engine(
+    onnx_path: Path,
+    plan_path: Path,
+    *,
+    frames: int,
+    size: int,
+    fp16: bool,
+    strip: bool,
+    max_batch: int = 8,
+    workspace_gb: float = 2.0,
+) -> dict:
     """Parse one graph, build a serialized engine, write it to `plan_path`."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -65,19 +74,38 @@ def build_engine(onnx_path: Path, plan_path: Path, *, frames: int, size: int, fp
     if plan is None:
         raise FanEdgeError(f"TensorRT failed to build an engine for {onnx_path.name}")
     plan_path.write_bytes(bytes(plan))
-    return {"frames": frames, "file": f"{ENGINE_DIR}/{plan_path.name}",
-            "precision": "fp16" if fp16 else "fp32", "stripped": strip,
-            "versions": {"tensorrt": trt.__version__}, "max_batch": max_batch}  # fmt: skip
+    return {
+        "frames": frames,
+        "file": f"{ENGINE_DIR}/{plan_path.name}",
+        "precision": "fp16" if fp16 else "fp32",
+        "stripped": strip,
+        "versions": {"tensorrt": trt.__version__},
+        "max_batch": max_batch,
+    }
 
 
-@register_target("trt", folder=ENGINE_DIR, options=("fp16", "strip"),
-                 needs_gpu=True, verified_here=False, requires=import_tensorrt,
-                 description="TensorRT engines built from the ONNX graphs")  # fmt: skip
+@register_target(
+    "trt",
+    folder=ENGINE_DIR,
+    options=("fp16", "strip"),
+    needs_gpu=True,
+    verified_here=False,
+    requires=import_tensorrt,
+    description="TensorRT engines built from the ONNX graphs",
+)
 def build_engines(bundle, folder: Path, *, fp16: bool = False, strip: bool = False) -> list[dict]:
     """Build an engine for every graph of a bundle into `folder` (the bundle's engines/)."""
     out = []
     for s in bundle.subnetworks:
         plan = folder / Path(s.file).with_suffix(".plan").name
-        out.append(build_engine(bundle.file(s.file), plan, frames=s.frames,
-                                size=bundle.input["size"], fp16=fp16, strip=strip))  # fmt: skip
+        out.append(
+            build_engine(
+                bundle.file(s.file),
+                plan,
+                frames=s.frames,
+                size=bundle.input["size"],
+                fp16=fp16,
+                strip=strip,
+            )
+        )
     return out

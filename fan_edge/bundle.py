@@ -30,8 +30,7 @@ MAX_FRAMES = 10_000
 MAX_SIZE = 4096
 # The preprocessing this runtime implements (data/transforms.py, data/sampling.py): a
 # manifest asking for another one would be silently misread, so it is refused.
-INPUT_CONTRACT = {"layout": "BTCHW", "color": "RGB", "dtype": "float32",
-                  "sampling": "tsn-center"}  # fmt: skip
+INPUT_CONTRACT = {"layout": "BTCHW", "color": "RGB", "dtype": "float32", "sampling": "tsn-center"}
 INPUT_SCALE = 1 / 255
 RE_EXPORT = "re-export the bundle"
 
@@ -88,8 +87,9 @@ def graph_info(onnx_path: Path) -> GraphInfo:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as e:
-        raise FanEdgeError(f"{onnx_path} is not a readable ONNX graph ({type(e).__name__}): "
-                           f"{RE_EXPORT}") from None  # fmt: skip
+        raise FanEdgeError(
+            f"{onnx_path} is not a readable ONNX graph ({type(e).__name__}): {RE_EXPORT}"
+        ) from None
     graph = model.graph
     locations = set()
     for t in graph.initializer:
@@ -97,16 +97,21 @@ def graph_info(onnx_path: Path) -> GraphInfo:
             locations |= {e.value for e in t.external_data if e.key == "location"}
 
     def dims(v) -> list:
-        return [d.dim_value if d.HasField("dim_value") else d.dim_param
-                for d in v.type.tensor_type.shape.dim]  # fmt: skip
+        return [
+            d.dim_value if d.HasField("dim_value") else d.dim_param
+            for d in v.type.tensor_type.shape.dim
+        ]
 
     weights = {t.name for t in graph.initializer}
     inputs = [v for v in graph.input if v.name not in weights]
     if len(inputs) != 1 or not graph.output:
-        raise FanEdgeError(f"{onnx_path} has {len(inputs)} inputs and {len(graph.output)} "
-                           f"outputs, not one clip in and logits out: {RE_EXPORT}")  # fmt: skip
-    return GraphInfo(locations, dims(inputs[0]), inputs[0].type.tensor_type.elem_type,
-                     dims(graph.output[0]))  # fmt: skip
+        raise FanEdgeError(
+            f"{onnx_path} has {len(inputs)} inputs and {len(graph.output)} "
+            f"outputs, not one clip in and logits out: {RE_EXPORT}"
+        )
+    return GraphInfo(
+        locations, dims(inputs[0]), inputs[0].type.tensor_type.elem_type, dims(graph.output[0])
+    )
 
 
 def external_locations(onnx_path: Path) -> set[str]:
@@ -227,8 +232,9 @@ def read_json(path: Path, fix: str):
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError too
         raise FanEdgeError(f"{path} is not valid JSON ({type(e).__name__}): {fix}") from None
     except OSError as e:
-        raise FanEdgeError(f"cannot read {path} ({e.strerror or type(e).__name__}): "
-                           f"{fix}") from None  # fmt: skip
+        raise FanEdgeError(
+            f"cannot read {path} ({e.strerror or type(e).__name__}): {fix}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -298,8 +304,10 @@ class Bundle:
                 reason = e.strerror or type(e).__name__
                 raise FanEdgeError(f"{self.path}: cannot read {name} ({reason})") from None
             if not same:
-                raise FanEdgeError(f"{self.path}: {name} is corrupt or modified (sha256 mismatch): "
-                                   "re-export or re-copy the bundle")  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.path}: {name} is corrupt or modified (sha256 mismatch): "
+                    "re-export or re-copy the bundle"
+                )
         size = self.input["size"]
         for s in self.subnetworks:
             g = graph_info(self.path / s.file)
@@ -341,27 +349,35 @@ def _read_manifest(mpath: Path) -> dict:
         raise FanEdgeError(f"{mpath} is not a fan-edge bundle manifest")
     version = m.get("schema_version")
     if type(version) is not int:
-        raise FanEdgeError(f"{mpath}: schema_version must be an integer, got {_show(version)}: "
-                           f"{RE_EXPORT}")  # fmt: skip
+        raise FanEdgeError(
+            f"{mpath}: schema_version must be an integer, got {_show(version)}: {RE_EXPORT}"
+        )
     if version < 1:
         raise FanEdgeError(f"{mpath}: schema_version must be >= 1, got {version}: {RE_EXPORT}")
     if version > SCHEMA_VERSION:
-        raise FanEdgeError(f"{mpath}: bundle schema {version} is newer than this fan-edge "
-                           "understands: upgrade fan-edge or re-export")  # fmt: skip
+        raise FanEdgeError(
+            f"{mpath}: bundle schema {version} is newer than this fan-edge "
+            "understands: upgrade fan-edge or re-export"
+        )
     if version < SCHEMA_VERSION:
-        raise FanEdgeError(f"{mpath}: bundle schema {version} was made by an older fan-edge "
-                           "(its manifest is not hashed): re-export the bundle")  # fmt: skip
+        raise FanEdgeError(
+            f"{mpath}: bundle schema {version} was made by an older fan-edge "
+            "(its manifest is not hashed): re-export the bundle"
+        )
     recorded = m.get(MANIFEST_HASH)
     if not isinstance(recorded, str) or not re.fullmatch(r"[0-9a-f]{64}", recorded):
-        raise FanEdgeError(f"{mpath}: {MANIFEST_HASH} is missing or not a sha256, so edits "
-                           f"cannot be detected: {RE_EXPORT}")  # fmt: skip
+        raise FanEdgeError(
+            f"{mpath}: {MANIFEST_HASH} is missing or not a sha256, so edits "
+            f"cannot be detected: {RE_EXPORT}"
+        )
     try:
         digest = manifest_digest(m)
     except (ValueError, RecursionError):
         digest = None
     if digest != recorded:
-        raise FanEdgeError(f"{mpath} was edited after export (its sha256 does not match): "
-                           f"{RE_EXPORT}")  # fmt: skip
+        raise FanEdgeError(
+            f"{mpath} was edited after export (its sha256 does not match): {RE_EXPORT}"
+        )
     return m
 
 
@@ -374,14 +390,16 @@ def _subnetworks(c: Fields, m: dict) -> list[Subnetwork]:
         c.mapping(records, i, "subnetworks")
         at, r = f"subnetworks[{i}]", records[i]
         mad = r.get("max_abs_diff")
-        out.append(Subnetwork(
-            frames=c.integer(r, "frames", at, 1, MAX_FRAMES),
-            trained_frames=c.integer(r, "trained_frames", at, 1, MAX_FRAMES),
-            file=c.text(r, "file", at),
-            gflops=c.number(r, "gflops", at, positive=True),
-            params=c.integer(r, "params", at, 1),
-            max_abs_diff=None if mad is None else c.number(r, "max_abs_diff", at),
-        ))  # fmt: skip
+        out.append(
+            Subnetwork(
+                frames=c.integer(r, "frames", at, 1, MAX_FRAMES),
+                trained_frames=c.integer(r, "trained_frames", at, 1, MAX_FRAMES),
+                file=c.text(r, "file", at),
+                gflops=c.number(r, "gflops", at, positive=True),
+                params=c.integer(r, "params", at, 1),
+                max_abs_diff=None if mad is None else c.number(r, "max_abs_diff", at),
+            )
+        )
     frames = [s.frames for s in out]
     if len(set(frames)) != len(frames):
         c.fail("subnetworks", f"repeat a frame count ({sorted(frames)})")
@@ -398,17 +416,20 @@ def _trained_frames(c: Fields, m: dict) -> None:
     listed = c.items(model, "trained_frames", "model")
     if not listed:
         c.fail("model.trained_frames", "is empty")
-    trained = sorted(c.integer(listed, i, "model.trained_frames", 1, MAX_FRAMES)
-                     for i in range(len(listed)))  # fmt: skip
+    trained = sorted(
+        c.integer(listed, i, "model.trained_frames", 1, MAX_FRAMES) for i in range(len(listed))
+    )
     if len(set(trained)) != len(trained):
         c.fail("model.trained_frames", f"repeat a frame count ({trained})")
     for i, r in enumerate(m["subnetworks"]):  # checked by _subnetworks
         n, got = r["frames"], r["trained_frames"]
         want = trained[select_subnetwork(n, trained)]
         if got != want:
-            c.fail(f"subnetworks[{i}].trained_frames",
-                   f"must be {want} (the sub-network serving {n} frames among the trained "
-                   f"{', '.join(map(str, trained))}), got {got}")  # fmt: skip
+            c.fail(
+                f"subnetworks[{i}].trained_frames",
+                f"must be {want} (the sub-network serving {n} frames among the trained "
+                f"{', '.join(map(str, trained))}), got {got}",
+            )
 
 
 def _classes(c: Fields, m: dict) -> list[str]:
@@ -435,8 +456,10 @@ def _input(c: Fields, m: dict) -> dict:
         c.text(spec, key, "input", choices=(want,))
     scale = _finite(c.get(spec, "scale", "input"))
     if scale is None or not math.isclose(scale, INPUT_SCALE, rel_tol=1e-9):
-        c.fail("input.scale", f"must be 1/255 (this fan-edge scales pixels by it), got "
-                              f"{_show(spec['scale'])}")  # fmt: skip
+        c.fail(
+            "input.scale",
+            f"must be 1/255 (this fan-edge scales pixels by it), got {_show(spec['scale'])}",
+        )
     return dict(spec)
 
 
@@ -479,9 +502,12 @@ def _weights_and_engines(c: Fields, m: dict, frames: tuple[int, ...]) -> None:
         n = c.integer(e, "frames", at, 1, MAX_FRAMES)
         target = c.text(e, "target", at) if "target" in e else "trt"
         if n not in frames or (target, n) in seen:
-            c.fail(f"{at}.frames", "must be one sub-network's frame count "
-                                   f"({', '.join(map(str, frames))}), once per target; got "
-                                   f"{n}")  # fmt: skip
+            c.fail(
+                f"{at}.frames",
+                "must be one sub-network's frame count "
+                f"({', '.join(map(str, frames))}), once per target; got "
+                f"{n}",
+            )
         seen.add((target, n))
         c.text(e, "file", at)
         if "versions" in e:

@@ -18,8 +18,8 @@ from exporters import targets_help
 from fan_edge.config import MAX_CLASSES, MAX_CLIPS, MAX_WORKERS, OPTION_SECTION, RunConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
-from fan_edge.runtime.backends import AUTO, backends_help
 from fan_edge.frames import MAX_FRAMES
+from fan_edge.runtime.backends import AUTO, backends_help
 
 app = typer.Typer(
     add_completion=False,
@@ -62,8 +62,10 @@ def expand_multi_value_options(argv: list[str]) -> list[str]:
     return out
 
 
-PRESET_HELP = ("Model preset: tiny, r18, r50, or one a registered backbone adds "
-               "(fan_edge.models.register_backbone).")
+PRESET_HELP = (
+    "Model preset: tiny, r18, r50, or one a registered backbone adds "
+    "(fan_edge.models.register_backbone)."
+)
 
 
 # Ranges of numeric options: typer refuses a value outside one as a usage error (exit code 2).
@@ -106,54 +108,94 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint.pt, metrics.json.")] = Path(
         "runs/train"
     ),
-    data: Annotated[str, typer.Option(
-        help="'synthetic', 'synthetic-poses' (a spatial pretraining task), a videos .csv, or a "
-        "frame list.")] = D.data,  # fmt: skip
+    data: Annotated[
+        str,
+        typer.Option(
+            help="'synthetic', 'synthetic-poses' (a spatial pretraining task), a videos .csv, or a "
+            "frame list."
+        ),
+    ] = D.data,
     val: Annotated[str | None, typer.Option(help="Validation data (same forms).")] = D.val,
-    mode: Annotated[str, typer.Option(
-        help="fan: K sub-networks; standard: one count; st: one standard model per count; "
-        "mixed / proportional: the paper's baselines over a low and a high count.")] = T.mode,  # fmt: skip
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="fan: K sub-networks; standard: one count; st: one standard model per count; "
+            "mixed / proportional: the paper's baselines over a low and a high count."
+        ),
+    ] = T.mode,
     preset: Annotated[str, typer.Option(help=PRESET_HELP)] = M.preset,
     frames: FramesOpt = None,
     epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=100_000)] = T.epochs,
-    batch_size: Annotated[int, typer.Option(help="Clips per step (per process).", min=1,
-                                            max=MAX_BATCH)] = T.batch_size,  # fmt: skip
+    batch_size: Annotated[
+        int, typer.Option(help="Clips per step (per process).", min=1, max=MAX_BATCH)
+    ] = T.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine).")] = T.lr,
     kd_lambda: Annotated[float, typer.Option("--lambda", help="Mutual Distillation weight.")] = (
-        T.kd_lambda),  # fmt: skip
-    kd_gate: Annotated[float, typer.Option(
-        help="Students learn from the labels until the teacher's running training top-1 is this "
-        "far from chance to 100%, then distil (0: from the first step, the paper's recipe).",
-        min=0.0, max=1.0)] = T.kd_gate,  # fmt: skip
-    kd_warmup_epochs: Annotated[float, typer.Option(
-        "--kd-warmup", help="Also ramp students from cross-entropy to distillation over E "
-        "epochs.")] = T.kd_warmup_epochs,  # fmt: skip
-    distill: Annotated[bool, typer.Option(
-        help="fan: Mutual Distillation; --no-distill: cross-entropy on every sub-network.")] = (
-        T.distill),  # fmt: skip
-    rho: Annotated[float, typer.Option(
-        help="mixed / proportional: probability of the mixed / high-count clip.")] = T.rho,
-    seed: Annotated[int, typer.Option(help="Seed for weights, sampling, synthetic data.",
-                                      min=0, max=MAX_SEED)] = T.seed,  # fmt: skip
-    num_videos: Annotated[int, typer.Option(help="Synthetic training videos.", min=1,
-                                            max=MAX_CLIPS)] = D.num_videos,  # fmt: skip
-    num_val: Annotated[int, typer.Option(help="Synthetic validation videos.", min=1,
-                                         max=MAX_CLIPS)] = D.num_val,  # fmt: skip
+        T.kd_lambda
+    ),
+    kd_gate: Annotated[
+        float,
+        typer.Option(
+            help="Students learn from the labels until the teacher's running training top-1 is "
+            "this far from chance to 100%, then distil (0: from the first step, the paper's "
+            "recipe).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = T.kd_gate,
+    kd_warmup_epochs: Annotated[
+        float,
+        typer.Option(
+            "--kd-warmup",
+            help="Also ramp students from cross-entropy to distillation over E epochs.",
+        ),
+    ] = T.kd_warmup_epochs,
+    distill: Annotated[
+        bool,
+        typer.Option(
+            help="fan: Mutual Distillation; --no-distill: cross-entropy on every sub-network."
+        ),
+    ] = (T.distill),
+    rho: Annotated[
+        float,
+        typer.Option(help="mixed / proportional: probability of the mixed / high-count clip."),
+    ] = T.rho,
+    seed: Annotated[
+        int, typer.Option(help="Seed for weights, sampling, synthetic data.", min=0, max=MAX_SEED)
+    ] = T.seed,
+    num_videos: Annotated[
+        int, typer.Option(help="Synthetic training videos.", min=1, max=MAX_CLIPS)
+    ] = D.num_videos,
+    num_val: Annotated[
+        int, typer.Option(help="Synthetic validation videos.", min=1, max=MAX_CLIPS)
+    ] = D.num_val,
     specialize_norm: Annotated[bool, typer.Option(help="Private norms per sub-network.")] = (
-        M.specialize_norm),  # fmt: skip
+        M.specialize_norm
+    ),
     weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = (
-        M.weight_alteration),  # fmt: skip
-    init: Annotated[str | None, typer.Option(
-        help="Start from this checkpoint's weights (e.g. a pretrained standard model).")] = T.init,  # fmt: skip
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0,
-                                         max=MAX_WORKERS)] = T.workers,  # fmt: skip
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out exactly where it stopped (same options and data).")] = (
-        False),  # fmt: skip
-    overwrite: Annotated[bool, typer.Option(
-        help="Replace the run in --out (its checkpoint.pt and metrics.json).")] = False,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).",
-                                                  min=1)] = None,  # fmt: skip
+        M.weight_alteration
+    ),
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from this checkpoint's weights (e.g. a pretrained standard model)."
+        ),
+    ] = T.init,
+    workers: Annotated[
+        int, typer.Option(help="DataLoader worker processes.", min=0, max=MAX_WORKERS)
+    ] = T.workers,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in --out exactly where it stopped (same options and data)."
+        ),
+    ] = (False),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the run in --out (its checkpoint.pt and metrics.json).")
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after N steps (smoke runs).", min=1)
+    ] = None,
 ) -> None:
     """Train one FAN checkpoint (or a baseline: standard, st, mixed, proportional)."""
     from fan_edge.train.api import train_run
@@ -161,24 +203,29 @@ def train(
     # Every parameter named like a RunConfig field is that option: a new option is a field
     # (fan_edge/config.py) and its flag here, nothing else.
     options = {k: v for k, v in locals().items() if k in OPTION_SECTION}
-    result = train_run(DEFAULT.replace(**options), out, resume=resume, overwrite=overwrite,
-                       max_steps=max_steps)  # fmt: skip
+    result = train_run(
+        DEFAULT.replace(**options), out, resume=resume, overwrite=overwrite, max_steps=max_steps
+    )
     runs = [r for r in result.get("runs", {"": result}).values() if r["epochs"]]
     for r in runs:
         console.print(f"checkpoint: {r['checkpoint']}")
     for r in result.get("runs", {"": result}).values():
         if r.get("stopped"):
             s = r["stopped"]
-            where = (f"stopped at step {s['step']} of {s['of']} in epoch {s['epoch']}: "
-                     f"{r['checkpoint']} holds it; continue with --resume")  # fmt: skip
+            where = (
+                f"stopped at step {s['step']} of {s['of']} in epoch {s['epoch']}: "
+                f"{r['checkpoint']} holds it; continue with --resume"
+            )
             if s["signal"]:
                 raise FanEdgeError(f"{s['signal']}: {where}")
             console.print(where)
     if runs:  # what the model(s) cost to train, to compare FAN with ST at equal compute
         minutes = sum(e["seconds"] for r in runs for e in r["epochs"]) / 60
         frames = sum(e.get("frames_seen", 0) for r in runs for e in r["epochs"]) / 1e6
-        console.print(f"training cost: {minutes:.1f} min, {frames:.2f}M frames through the "
-                      "network" + (" (all runs together)" if len(runs) > 1 else ""))  # fmt: skip
+        console.print(
+            f"training cost: {minutes:.1f} min, {frames:.2f}M frames through the "
+            "network" + (" (all runs together)" if len(runs) > 1 else "")
+        )
 
 
 @app.command("eval")
@@ -204,10 +251,13 @@ def eval_(
 
     if json_out:
         check_output_path(json_out, "--json file", inputs=checkpoints)  # before the work
-    report = evaluate_checkpoint(checkpoints, frames or [2, 4, 6, 8, 12, 16, 20], data,
-                                 batch_size, ensemble=ensemble)  # fmt: skip
-    rows = [[n, r["subnet_frames"], r["top1"], r["top5"], r["num_clips"]]
-            for n, r in report["results"].items()]  # fmt: skip
+    report = evaluate_checkpoint(
+        checkpoints, frames or [2, 4, 6, 8, 12, 16, 20], data, batch_size, ensemble=ensemble
+    )
+    rows = [
+        [n, r["subnet_frames"], r["top1"], r["top5"], r["num_clips"]]
+        for n, r in report["results"].items()
+    ]
     cols = ["frames", "served by", "top-1 %", "top-5 %", "clips"]
     title = " + ".join(map(str, report["checkpoints"]))
     console.print(_table(f"{title} on {report['data']}", cols, rows))
@@ -222,18 +272,22 @@ def eval_(
 def flops(
     preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "r50",
     frames: FramesOpt = None,
-    size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).",
-                                            min=MIN_SIZE, max=MAX_SIZE)] = None,  # fmt: skip
-    classes: Annotated[int, typer.Option(help="Number of classes (Sth-Sth V1: 174).", min=2,
-                                         max=MAX_CLASSES)] = 174,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Input size (default: the preset's).", min=MIN_SIZE, max=MAX_SIZE),
+    ] = None,
+    classes: Annotated[
+        int, typer.Option(help="Number of classes (Sth-Sth V1: 174).", min=2, max=MAX_CLASSES)
+    ] = 174,
     checkpoint: Annotated[Path | None, typer.Option(help="Use this checkpoint's model.")] = None,
 ) -> None:
     """Parameters and GFLOPs (multiply-adds) of each sub-network, as the paper counts them."""
     from fan_edge.train.api import model_costs
 
     report = model_costs(preset, frames, size, classes, checkpoint)
-    rows = [[c["frames"], f"{c['gflops']:.3f}", f"{c['params'] / 1e6:.3f}M"]
-            for c in report["subnets"]]  # fmt: skip
+    rows = [
+        [c["frames"], f"{c['gflops']:.3f}", f"{c['params'] / 1e6:.3f}M"] for c in report["subnets"]
+    ]
     console.print(_table(report["title"], ["frames", "GFLOPs", "params"], rows))
     console.print(
         f"FAN total params {report['total_params'] / 1e6:.3f}M; private to sub-networks "
@@ -250,8 +304,10 @@ def export(
     fold: Annotated[bool, typer.Option(help="Standalone graphs, norms folded (no sharing).")] = (
         False
     ),
-    engine: Annotated[str | None, typer.Option(
-        help=f"Also build for a target, as `fan-edge build` does: {targets_help()}.")] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help=f"Also build for a target, as `fan-edge build` does: {targets_help()}."),
+    ] = None,
     fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
     strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
@@ -261,9 +317,17 @@ def export(
     from fan_edge.bundle import Bundle
 
     out = out or Path("models") / checkpoint.resolve().parent.name
-    path = export_bundle(checkpoint, frames or [4, 8, 16], out, engine=engine,
-                         fold=fold, fp16=fp16, strip=strip, overwrite=overwrite,
-                         log=console.print)  # fmt: skip
+    path = export_bundle(
+        checkpoint,
+        frames or [4, 8, 16],
+        out,
+        engine=engine,
+        fold=fold,
+        fp16=fp16,
+        strip=strip,
+        overwrite=overwrite,
+        log=console.print,
+    )
     show_bundle(Bundle(path))
 
 
@@ -284,8 +348,13 @@ def build_(
 
 def show_bundle(bundle) -> None:
     rows = [[s.frames, s.trained_frames, f"{s.gflops:.3f}", s.file] for s in bundle.subnetworks]
-    console.print(_table(f"bundle {bundle.path} ({bundle.manifest['weights']} weights)",
-                         ["frames", "sub-network", "GFLOPs", "graph"], rows))  # fmt: skip
+    console.print(
+        _table(
+            f"bundle {bundle.path} ({bundle.manifest['weights']} weights)",
+            ["frames", "sub-network", "GFLOPs", "graph"],
+            rows,
+        )
+    )
     files = bundle.manifest["files"]
     total = sum(f["bytes"] for f in files.values())
     sizes = [[name, f"{rec['bytes'] / 1e6:.3f} MB"] for name, rec in files.items()]
@@ -293,13 +362,24 @@ def show_bundle(bundle) -> None:
     console.print(_table("files", ["file", "size"], sizes))
 
 
-BackendOpt = Annotated[str, typer.Option(help=f"Inference engine: auto (the first of these "
-                                           f"available that can run the bundle); "
-                                           f"{backends_help()}.")]  # fmt: skip
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Inference engine: auto (the first of these "
+        f"available that can run the bundle); "
+        f"{backends_help()}."
+    ),
+]
 DEFAULT_BUNDLE = Path("models/demo")
-ThreadsOpt = Annotated[int | None, typer.Option(
-    help="Inference threads (default: one per physical core). Latency profiles are kept per "
-    "thread count: bench and run with the same value.", min=1, max=1024)]  # fmt: skip
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Inference threads (default: one per physical core). Latency profiles are kept per "
+        "thread count: bench and run with the same value.",
+        min=1,
+        max=1024,
+    ),
+]
 
 
 class DecoderName(str, Enum):
@@ -315,19 +395,29 @@ class BudgetFor(str, Enum):
 
 @app.command()
 def run(
-    inputs: Annotated[list[Path], typer.Argument(
-        help="Videos, folders of videos, or folders of frames.")],  # fmt: skip
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Videos, folders of videos, or folders of frames.")
+    ],
     budget: Annotated[str | None, typer.Option(help="20gflops, 15ms, 0.015s or 8frames.")] = None,
-    budget_for: Annotated[BudgetFor, typer.Option(
-        help="What a latency budget covers: the whole clip (decode + preprocess + inference, "
-        "predicted from the clip's decode plan) or the network alone.")] = BudgetFor.clip,
-    frames: Annotated[int | None, typer.Option(help="Force a frame count (nearest graph).",
-                                                min=1, max=MAX_FRAMES)] = None,
+    budget_for: Annotated[
+        BudgetFor,
+        typer.Option(
+            help="What a latency budget covers: the whole clip (decode + preprocess + inference, "
+            "predicted from the clip's decode plan) or the network alone."
+        ),
+    ] = BudgetFor.clip,
+    frames: Annotated[
+        int | None, typer.Option(help="Force a frame count (nearest graph).", min=1, max=MAX_FRAMES)
+    ] = None,
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: BackendOpt = AUTO,
-    decoder: Annotated[DecoderName, typer.Option(
-        help="pyav (FFmpeg; auto uses it, OpenCV for files it cannot open) or opencv "
-        "(also GStreamer pipelines).")] = DecoderName.auto,  # fmt: skip
+    decoder: Annotated[
+        DecoderName,
+        typer.Option(
+            help="pyav (FFmpeg; auto uses it, OpenCV for files it cannot open) or opencv "
+            "(also GStreamer pipelines)."
+        ),
+    ] = DecoderName.auto,
     top_k: Annotated[int, typer.Option(help="Labels to show.", min=1, max=MAX_CLASSES)] = 5,
     allow_over_budget: Annotated[bool, typer.Option(help="Run the cheapest if none fits.")] = (
         False
@@ -335,8 +425,9 @@ def run(
     eager: Annotated[bool, typer.Option(help="Load every sub-network up front.")] = False,
     jobs: Annotated[int, typer.Option(help="Clips read ahead in parallel.", min=1, max=64)] = 2,
     threads: ThreadsOpt = None,
-    output: Annotated[Path | None, typer.Option(
-        help="Also write results here: .jsonl, .json or .csv.")] = None,  # fmt: skip
+    output: Annotated[
+        Path | None, typer.Option(help="Also write results here: .jsonl, .json or .csv.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
 ) -> None:
     """Classify videos with the sub-network that fits the budget. Needs no PyTorch.
@@ -353,21 +444,30 @@ def run(
     )
 
     if not bundle.exists() and bundle == DEFAULT_BUNDLE:
-        raise FanEdgeError(f"no bundle at {bundle}: run `make demo` (it exports one) or pass "
-                           "--bundle")  # fmt: skip
+        raise FanEdgeError(
+            f"no bundle at {bundle}: run `make demo` (it exports one) or pass --bundle"
+        )
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise FanEdgeError(f"cannot write {output}: use a {FORMATS} file")
     if frames is not None and budget is not None:
-        raise FanEdgeError("--frames and --budget both choose the sub-network: choose one "
-                           f"(--frames {frames} or --budget {budget})")  # fmt: skip
+        raise FanEdgeError(
+            "--frames and --budget both choose the sub-network: choose one "
+            f"(--frames {frames} or --budget {budget})"
+        )
     if budget is not None:
         from fan_edge.runtime import parse_budget
 
         parse_budget(budget)  # a bad budget is one error, not one per input
     if output is not None:
         check_output_path(output, "--output file", inputs=[*inputs, bundle])  # before the work
-    predictor = Predictor(bundle, backend=backend, eager=eager, decoder=decoder.value,
-                          budget_for=budget_for.value, threads=threads)  # fmt: skip
+    predictor = Predictor(
+        bundle,
+        backend=backend,
+        eager=eager,
+        decoder=decoder.value,
+        budget_for=budget_for.value,
+        threads=threads,
+    )
     paths = expand_inputs(inputs)
     outcomes = []
     from rich.progress import Progress
@@ -376,8 +476,15 @@ def run(
     quiet = json_out or len(paths) < 3 or not err.is_terminal
     with Progress(transient=True, console=err, disable=quiet) as progress:
         task = progress.add_task("classifying", total=len(paths))
-        for o in predict_many(predictor, paths, jobs=jobs, budget=budget, frames=frames,
-                              top_k=top_k, allow_over_budget=allow_over_budget):  # fmt: skip
+        for o in predict_many(
+            predictor,
+            paths,
+            jobs=jobs,
+            budget=budget,
+            frames=frames,
+            top_k=top_k,
+            allow_over_budget=allow_over_budget,
+        ):
             outcomes.append(o)
             progress.advance(task)
     failed = [o for o in outcomes if o.error]
@@ -401,23 +508,31 @@ def run(
 
 def stages_line(r) -> str:
     """One line: measured stages, and the whole-clip budget's prediction if there was one."""
-    line = (f"index {r.index_ms:.1f} ms + decode {r.decode_ms:.1f} ms ({r.decoded_frames} "
-            f"frames decoded of {r.input_frames}) + preprocess {r.preprocess_ms:.1f} ms + "
-            f"inference {r.infer_ms:.1f} ms = {r.total_ms:.1f} ms")  # fmt: skip
+    line = (
+        f"index {r.index_ms:.1f} ms + decode {r.decode_ms:.1f} ms ({r.decoded_frames} "
+        f"frames decoded of {r.input_frames}) + preprocess {r.preprocess_ms:.1f} ms + "
+        f"inference {r.infer_ms:.1f} ms = {r.total_ms:.1f} ms"
+    )
     if r.predicted:
         line += f" (predicted {r.predicted['total_ms']:.0f} ms)"
     return line
 
 
 def _print_prediction(r) -> None:
-    console.print(f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}, "
-                  f"{r.gflops:.3g} GFLOPs, decoder {r.read['decoder']}")  # fmt: skip
+    console.print(
+        f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}, "
+        f"{r.gflops:.3g} GFLOPs, decoder {r.read['decoder']}"
+    )
     console.print(stages_line(r))
     if r.read.get("fallback"):
-        console.print(f"[yellow]note:[/yellow] the decode plan was abandoned: "
-                      f"{r.read['fallback']}; frames were counted by decoding")  # fmt: skip
-    rows = [[i + 1, label, f"{p:.3f}"]
-            for i, (label, p) in enumerate(zip(r.labels, r.probs, strict=True))]  # fmt: skip
+        console.print(
+            f"[yellow]note:[/yellow] the decode plan was abandoned: "
+            f"{r.read['fallback']}; frames were counted by decoding"
+        )
+    rows = [
+        [i + 1, label, f"{p:.3f}"]
+        for i, (label, p) in enumerate(zip(r.labels, r.probs, strict=True))
+    ]
     console.print(_table(f"{r.frames}-frame sub-network", ["#", "label", "prob"], rows))
 
 
@@ -429,12 +544,29 @@ def _print_outcomes(outcomes) -> None:
             rows.append([o.input, f"[red]error: {o.error}[/red]", "", "", "", "", ""])
             continue
         pred = f"{r.predicted['total_ms']:.0f}" if r.predicted else ""
-        rows.append([r.input, r.labels[0], f"{r.probs[0]:.3f}", r.frames,
-                     f"{r.decode_ms:.1f} ({r.decoded_frames})", f"{r.infer_ms:.1f}",
-                     f"{r.total_ms:.1f}" + (f" / {pred}" if pred else "")])  # fmt: skip
-    cols = ["input", "label", "prob", "frames", "decode ms (frames)", "infer ms",
-            "total ms" + (" / predicted" if any(o.prediction and o.prediction.predicted
-                                                 for o in outcomes) else "")]  # fmt: skip
+        rows.append(
+            [
+                r.input,
+                r.labels[0],
+                f"{r.probs[0]:.3f}",
+                r.frames,
+                f"{r.decode_ms:.1f} ({r.decoded_frames})",
+                f"{r.infer_ms:.1f}",
+                f"{r.total_ms:.1f}" + (f" / {pred}" if pred else ""),
+            ]
+        )
+    cols = [
+        "input",
+        "label",
+        "prob",
+        "frames",
+        "decode ms (frames)",
+        "infer ms",
+        "total ms"
+        + (
+            " / predicted" if any(o.prediction and o.prediction.predicted for o in outcomes) else ""
+        ),
+    ]
     console.print(_table(f"{len(outcomes)} inputs", cols, rows))
 
 
@@ -443,15 +575,21 @@ def bench_(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: BackendOpt = AUTO,
     batch: Annotated[int, typer.Option(help="Clips per run.", min=1, max=MAX_BATCH)] = 1,
-    iters: Annotated[int, typer.Option(help="Timed runs per sub-network.", min=1,
-                                       max=100_000)] = 20,
+    iters: Annotated[
+        int, typer.Option(help="Timed runs per sub-network.", min=1, max=100_000)
+    ] = 20,
     threads: ThreadsOpt = None,
     video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
-    codec: Annotated[list[str] | None, typer.Option(
-        help="Codecs whose decode cost to measure (repeat: --codec h264 --codec av1); "
-        "h264, hevc, vp9, av1, mpeg4, mjpeg, gif. Default h264.")] = None,  # fmt: skip
-    decode: Annotated[bool, typer.Option(
-        help="Measure decode costs (whole-clip budgets need them).")] = True,  # fmt: skip
+    codec: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Codecs whose decode cost to measure (repeat: --codec h264 --codec av1); "
+            "h264, hevc, vp9, av1, mpeg4, mjpeg, gif. Default h264."
+        ),
+    ] = None,
+    decode: Annotated[
+        bool, typer.Option(help="Measure decode costs (whole-clip budgets need them).")
+    ] = True,
     save: Annotated[bool, typer.Option(help="Write the profile into the bundle.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
 ) -> None:
@@ -468,30 +606,59 @@ def bench_(
         try:
             check_output_path(bundle / PROFILE_FILE, "latency profile")
         except FanEdgeError as e:
-            raise FanEdgeError(f"{e} (bench saves the profile in the bundle: copy the bundle "
-                               "somewhere writable, or pass --no-save)") from None  # fmt: skip
+            raise FanEdgeError(
+                f"{e} (bench saves the profile in the bundle: copy the bundle "
+                "somewhere writable, or pass --no-save)"
+            ) from None
     with Progress(transient=True, disable=json_out) as progress:
-        prof = bench(bundle, backend=backend, batch=batch, iters=iters, video=video,
-                     save=save, codecs=codecs, threads=threads, progress=progress)  # fmt: skip
+        prof = bench(
+            bundle,
+            backend=backend,
+            batch=batch,
+            iters=iters,
+            video=video,
+            save=save,
+            codecs=codecs,
+            threads=threads,
+            progress=progress,
+        )
     if json_out:
         import json
 
         typer.echo(json.dumps(prof, indent=2))
         return
-    rows = [[n, f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
-             f"{r['clips_per_s']:.1f}", f"{r['frames_per_s']:.0f}",
-             f"{r['with_decode']['p50_ms']:.2f}"]
-            for n, r in prof["subnetworks"].items()]  # fmt: skip
+    rows = [
+        [
+            n,
+            f"{r['p50_ms']:.2f}",
+            f"{r['p90_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['clips_per_s']:.1f}",
+            f"{r['frames_per_s']:.0f}",
+            f"{r['with_decode']['p50_ms']:.2f}",
+        ]
+        for n, r in prof["subnetworks"].items()
+    ]
     cols = ["frames", "p50 ms", "p90 ms", "p99 ms", "clips/s", "frames/s", "p50 ms +decode"]
     console.print(_table(f"{prof['device']} | {prof['backend']} | batch {batch}", cols, rows))
     console.print(f"peak RSS {prof['peak_rss_mb']:.0f} MB")
     if "decode" in prof:
         d = prof["decode"]
-        rows = [[c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]
-                for c, coef in d["codecs"].items()]  # fmt: skip
-        cols = ["codec", "per clip", "per seek", "per decoded frame", "per decoded Mpx",
-                "per MB on the critical path", "per decoded MB", "per sampled Mpx",
-                "worst fit error"]  # fmt: skip
+        rows = [
+            [c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]
+            for c, coef in d["codecs"].items()
+        ]
+        cols = [
+            "codec",
+            "per clip",
+            "per seek",
+            "per decoded frame",
+            "per decoded Mpx",
+            "per MB on the critical path",
+            "per decoded MB",
+            "per sampled Mpx",
+            "worst fit error",
+        ]
         console.print(_table("decode cost model (ms)", cols, rows))
     if save:
         console.print(f"profile saved to {prof['saved_to']}: `fan-edge run --budget 15ms` uses it")
@@ -500,12 +667,15 @@ def bench_(
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: videos/, annotations.csv.")],
-    num_videos: Annotated[int, typer.Option(help="Number of clips.", min=1,
-                                            max=999_999)] = 200,  # six-digit file names
-    seed: Annotated[int, typer.Option(help="Seed (clips are a pure function of it).", min=0,
-                                      max=MAX_SEED)] = 0,  # fmt: skip
-    size: Annotated[int, typer.Option(help="Frame size in pixels.", min=MIN_SIZE,
-                                      max=MAX_SIZE)] = 32,  # fmt: skip
+    num_videos: Annotated[
+        int, typer.Option(help="Number of clips.", min=1, max=999_999)
+    ] = 200,  # six-digit file names
+    seed: Annotated[
+        int, typer.Option(help="Seed (clips are a pure function of it).", min=0, max=MAX_SEED)
+    ] = 0,
+    size: Annotated[
+        int, typer.Option(help="Frame size in pixels.", min=MIN_SIZE, max=MAX_SIZE)
+    ] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Write the synthetic temporal-action dataset as real .mp4 files + annotations.csv."""
@@ -535,16 +705,20 @@ def check_free_space(out: Path, need: int, lower: str) -> None:
     except OSError:
         return  # the output check names the problem
     if need > free:
-        raise FanEdgeError(f"{out} would take about {need / 1e9:.1f} GB but {place} has "
-                           f"{free / 1e9:.1f} GB free: lower {lower}, or write elsewhere")
+        raise FanEdgeError(
+            f"{out} would take about {need / 1e9:.1f} GB but {place} has "
+            f"{free / 1e9:.1f} GB free: lower {lower}, or write elsewhere"
+        )
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo run (replaced).")] = Path(
-        "runs/demo"),  # fmt: skip
+        "runs/demo"
+    ),
     bundle: Annotated[Path, typer.Option(help="Bundle to export (replaced if it is one).")] = (
-        DEFAULT_BUNDLE),  # fmt: skip
+        DEFAULT_BUNDLE
+    ),
     epochs: Annotated[int, typer.Option(help="Training epochs.", min=1, max=1000)] = 6,
 ) -> None:
     """End to end on built-in synthetic data with the tiny model: train, evaluate, export,
@@ -574,8 +748,9 @@ def bn_shift(
         ),
     ] = False,
     frames: FramesOpt = None,
-    clips: Annotated[int, typer.Option(help="--live: clips per frame count.", min=1,
-                                       max=MAX_CLIPS)] = 64,
+    clips: Annotated[
+        int, typer.Option(help="--live: clips per frame count.", min=1, max=MAX_CLIPS)
+    ] = 64,
     data: Annotated[
         str | None, typer.Option(help="--live: default the run's validation data.")
     ] = None,
@@ -632,8 +807,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(getattr(e, "exit_code", 1))
     if isinstance(code, int) and code:  # typer.Exit(n), Ctrl-C or SIGTERM (130)
         if code == 130:
-            typer.echo(f"error: interrupted ({_SIGNAL[0]}): what was being written was "
-                       "removed", err=True)  # fmt: skip
+            typer.echo(
+                f"error: interrupted ({_SIGNAL[0]}): what was being written was removed", err=True
+            )
         sys.exit(code)
 
 

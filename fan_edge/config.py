@@ -174,16 +174,28 @@ class ModelConfig:
             d = {k: v for k, v in d.items() if k not in moved}
             backbone = d.get("backbone") or {}
             if not isinstance(backbone, dict) or set(moved) & set(backbone):
-                raise FanEdgeError(f"model config: {', '.join(sorted(moved))} both in backbone "
-                                   "and as fields")  # fmt: skip
+                raise FanEdgeError(
+                    f"model config: {', '.join(sorted(moved))} both in backbone and as fields"
+                )
             d["backbone"] = {**moved, **backbone}
         return from_dict(cls, d, "model config", REQUIRED_MODEL_FIELDS)
 
 
 # Every checkpoint ever written holds these; a field added later needs a default that
 # rebuilds the models written before it, and is not listed here.
-REQUIRED_MODEL_FIELDS = frozenset({"arch", "num_classes", "frames", "input_size", "dropout",
-                                   "specialize_norm", "weight_alteration", "mean", "std"})
+REQUIRED_MODEL_FIELDS = frozenset(
+    {
+        "arch",
+        "num_classes",
+        "frames",
+        "input_size",
+        "dropout",
+        "specialize_norm",
+        "weight_alteration",
+        "mean",
+        "std",
+    }
+)
 # TSM-ResNet's arguments, top-level fields of the first checkpoint format.
 LEGACY_BACKBONE_FIELDS = frozenset({"width", "stem", "shift_div"})
 
@@ -239,11 +251,14 @@ class TrainConfig:
         c.integer("epochs", 1, 100_000)
         c.integer("batch_size", 1, 4096)
         c.real("lr", lambda v: v > 0, "> 0")
-        for name in ("kd_lambda", "kd_warmup_epochs", "momentum", "weight_decay",
-                     "warmup_epochs"):  # fmt: skip
+        for name in ("kd_lambda", "kd_warmup_epochs", "momentum", "weight_decay", "warmup_epochs"):
             c.real(name, lambda v: v >= 0, ">= 0")
-        c.real("kd_gate", lambda v: v <= 1, "in [0, 1] (a fraction of the way from chance to "
-               "100% top-1; 0: distil from the first step)")  # fmt: skip
+        c.real(
+            "kd_gate",
+            lambda v: v <= 1,
+            "in [0, 1] (a fraction of the way from chance to "
+            "100% top-1; 0: distil from the first step)",
+        )
         c.real("rho", lambda v: v <= 1, "in [0, 1] (a probability)")
         c.flag("distill")
         c.text("init", optional=True)
@@ -263,9 +278,17 @@ class TrainConfig:
 
 
 # Flags the CLI gives fields whose names differ (for error messages that name the flag).
-FLAGS = {"kd_lambda": "--lambda", "kd_warmup_epochs": "--kd-warmup", "kd_gate": "--kd-gate",
-         "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "workers": "--workers",
-         "rho": "--rho", "epochs": "--epochs"}  # fmt: skip
+FLAGS = {
+    "kd_lambda": "--lambda",
+    "kd_warmup_epochs": "--kd-warmup",
+    "kd_gate": "--kd-gate",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "seed": "--seed",
+    "workers": "--workers",
+    "rho": "--rho",
+    "epochs": "--epochs",
+}
 
 
 @dataclass(frozen=True)
@@ -279,8 +302,15 @@ class DataConfig:
     num_val: int = 500
 
     def __post_init__(self):
-        c = Check(self, {"data": "--data", "val": "--val", "num_videos": "--num-videos",
-                         "num_val": "--num-val"})  # fmt: skip
+        c = Check(
+            self,
+            {
+                "data": "--data",
+                "val": "--val",
+                "num_videos": "--num-videos",
+                "num_val": "--num-val",
+            },
+        )
         c.text("data")
         c.text("val", optional=True)
         c.integer("num_videos", 1, MAX_CLIPS)
@@ -324,21 +354,33 @@ class RunConfig:
         sections = {}
         for name, value in options.items():
             sections.setdefault(OPTION_SECTION[name], {})[name] = value
-        return dataclasses.replace(self, **{
-            s: dataclasses.replace(getattr(self, s), **changes) for s, changes in sections.items()})  # fmt: skip
+        return dataclasses.replace(
+            self,
+            **{
+                s: dataclasses.replace(getattr(self, s), **changes)
+                for s, changes in sections.items()
+            },
+        )
 
     def options(self) -> dict:
         """The flat options: `RunConfig().replace(**cfg.options()) == cfg`."""
-        return {f.name: getattr(getattr(self, s), f.name) for s in SECTIONS
-                for f in dataclasses.fields(getattr(self, s))}  # fmt: skip
+        return {
+            f.name: getattr(getattr(self, s), f.name)
+            for s in SECTIONS
+            for f in dataclasses.fields(getattr(self, s))
+        }
 
 
 SECTIONS = ("model", "train", "data")
 # flat option name -> the section that holds it
-OPTION_SECTION = {f.name: s for s, cls in zip(SECTIONS, (ModelChoice, TrainConfig, DataConfig),
-                                              strict=True) for f in dataclasses.fields(cls)}  # fmt: skip
-assert len(OPTION_SECTION) == sum(len(dataclasses.fields(c)) for c in (ModelChoice, TrainConfig,
-                                                                       DataConfig))  # fmt: skip
+OPTION_SECTION = {
+    f.name: s
+    for s, cls in zip(SECTIONS, (ModelChoice, TrainConfig, DataConfig), strict=True)
+    for f in dataclasses.fields(cls)
+}
+assert len(OPTION_SECTION) == sum(
+    len(dataclasses.fields(c)) for c in (ModelChoice, TrainConfig, DataConfig)
+)
 
 
 @dataclass(frozen=True)
@@ -377,9 +419,17 @@ class DataSpec:
     def differences(self, other: "DataSpec") -> list[str]:
         """Fields recorded by both that differ; a list file is known by its content, so
         another spelling of its path is the same data."""
-        same = {k for k in ("train", "val") if getattr(self, f"{k}_sha256")
-                and getattr(self, f"{k}_sha256") == getattr(other, f"{k}_sha256")}  # fmt: skip
+        same = {
+            k
+            for k in ("train", "val")
+            if getattr(self, f"{k}_sha256")
+            and getattr(self, f"{k}_sha256") == getattr(other, f"{k}_sha256")
+        }
         later = ("num_videos", "classes", "train_sha256", "val_sha256")  # None: not recorded
-        return [f.name for f in dataclasses.fields(self) if f.name not in same
-                and not (f.name in later and None in (getattr(self, f.name), getattr(other, f.name)))
-                and getattr(self, f.name) != getattr(other, f.name)]  # fmt: skip
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name not in same
+            and not (f.name in later and None in (getattr(self, f.name), getattr(other, f.name)))
+            and getattr(self, f.name) != getattr(other, f.name)
+        ]

@@ -5,8 +5,13 @@ from pathlib import Path
 from rich.console import Console
 
 
-def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
-             console: Console | None = None) -> dict:  # fmt: skip
+def run_demo(
+    out: Path,
+    *,
+    epochs: int = 6,
+    bundle: Path = Path("models/demo"),
+    console: Console | None = None,
+) -> dict:
     from exporters import export
     from fan_edge.bundle import Bundle, owned_files
     from fan_edge.cli import stages_line
@@ -23,18 +28,32 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
     check_new_dir(bundle, overwrite=True, owned=owned_files, kind="bundle")
     console.rule("1/4  train a tiny FAN (4/8/16 frames) on synthetic clips")
     result = train_from_options(
-        out=out / "fan", data="synthetic", val=None, mode="fan", preset="tiny", frames=None,
-        epochs=epochs, batch_size=16, lr=0.1, kd_lambda=1.0, seed=0, num_videos=800,
-        num_val=200, overwrite=True,
-    )  # fmt: skip
+        out=out / "fan",
+        data="synthetic",
+        val=None,
+        mode="fan",
+        preset="tiny",
+        frames=None,
+        epochs=epochs,
+        batch_size=16,
+        lr=0.1,
+        kd_lambda=1.0,
+        seed=0,
+        num_videos=800,
+        num_val=200,
+        overwrite=True,
+    )
     ckpt = Path(result["checkpoint"])
     console.rule("2/4  evaluate at every frame count (nearest sub-network)")
-    console.print(f"  ({epochs} short epochs on 800 clips: barely trained, near chance; README "
-                  "shows a full run)")  # fmt: skip
+    console.print(
+        f"  ({epochs} short epochs on 800 clips: barely trained, near chance; README "
+        "shows a full run)"
+    )
     report = evaluate_checkpoint(ckpt, [2, 4, 6, 8, 12, 16, 20])
     for n, r in report["results"].items():
-        console.print(f"  {n:>2} frames -> {r['subnet_frames']:>2}F sub-network: "
-                      f"top-1 {r['top1']:5.1f}%")  # fmt: skip
+        console.print(
+            f"  {n:>2} frames -> {r['subnet_frames']:>2}F sub-network: top-1 {r['top1']:5.1f}%"
+        )
     console.rule(f"3/4  export the 4/8/16 sub-networks to {bundle} (shared weights)")
     export(ckpt, [4, 8, 16], bundle, overwrite=True, log=console.print)
     from fan_edge.cli import show_bundle
@@ -42,8 +61,10 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
     show_bundle(Bundle(bundle))
     console.rule("4/4  profile this device, then classify a video under a whole-clip budget")
     bench(bundle, iters=5, warmup=2, decode_sizes=((64, 48), (160, 96), (426, 240), (854, 480)))
-    console.print(f"  `fan-edge bench {bundle}` measured inference per sub-network and decode "
-                  "costs (H.264 clips it made, 48p to 480p)")  # fmt: skip
+    console.print(
+        f"  `fan-edge bench {bundle}` measured inference per sub-network and decode "
+        "costs (H.264 clips it made, 48p to 480p)"
+    )
     clips = SyntheticActions(num_videos=1, seed=12345)
     video = out / "example.mp4"
     write_video(video, clips.render(0))
@@ -53,6 +74,8 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = Path("models/demo"),
     console.print(f"  measured: {stages_line(pred)}")
     for label, p in zip(pred.labels, pred.probs, strict=True):
         console.print(f"    {p:6.3f}  {label}")
-    console.print(f"  the same from the shell: fan-edge run {video} --budget 50ms "
-                  "(decode + preprocess + inference of this clip)")  # fmt: skip
+    console.print(
+        f"  the same from the shell: fan-edge run {video} --budget 50ms "
+        "(decode + preprocess + inference of this clip)"
+    )
     return {"checkpoint": ckpt, "eval": report, "bundle": bundle, "prediction": pred}

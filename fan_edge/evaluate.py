@@ -28,8 +28,10 @@ def serving_networks(
     best = counts[select_subnetwork(n, counts)]
     owners = [m for m in models if best in m.frames]
     if len(owners) > 1:
-        raise FanEdgeError(f"{len(owners)} of the models were trained at {best} frames: give "
-                           "one model per frame count, or --ensemble to average them")  # fmt: skip
+        raise FanEdgeError(
+            f"{len(owners)} of the models were trained at {best} frames: give "
+            "one model per frame count, or --ensemble to average them"
+        )
     return [(best, owners[0].subnetwork(owners[0].frames.index(best)))]
 
 

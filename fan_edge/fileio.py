@@ -49,8 +49,10 @@ def _temp_prefix(name: str) -> str:
 
 
 # Only names this module makes: `.NAME.fan-edge-tmp-<pid>-<random>.tmp[.suffix]` or `.old`.
-_TEMP = re.compile(r"^\.(?P<name>.+)\.fan-edge-tmp-(?P<pid>\d+)-[0-9a-z_]+"
-                   r"\.(tmp(\.[A-Za-z0-9]{1,8})?|old)$")  # fmt: skip
+_TEMP = re.compile(
+    r"^\.(?P<name>.+)\.fan-edge-tmp-(?P<pid>\d+)-[0-9a-z_]+"
+    r"\.(tmp(\.[A-Za-z0-9]{1,8})?|old)$"
+)
 
 
 def _alive(pid: int) -> bool:
@@ -101,8 +103,9 @@ def ensure_folder(path: str | Path, what: str = "folder") -> Path:
     """Create `path` (and parents) if needed and check it is a writable folder."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FanEdgeError(f"cannot write {what} {path}: it is a file, not a folder; "
-                           "choose another path")  # fmt: skip
+        raise FanEdgeError(
+            f"cannot write {what} {path}: it is a file, not a folder; choose another path"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -120,8 +123,9 @@ def check_output_file(path: str | Path, what: str = "file") -> Path:
     ensure_folder(path.parent, f"the folder of {what}")
     if path.exists() and not os.access(path, os.W_OK):
         # the atomic rename would succeed anyway, but the user protected this file
-        raise FanEdgeError(f"cannot write {what} {path}: the file is read-only; choose another "
-                           "path")  # fmt: skip
+        raise FanEdgeError(
+            f"cannot write {what} {path}: the file is read-only; choose another path"
+        )
     return path
 
 
@@ -131,12 +135,14 @@ def check_not_input(path: str | Path, what: str, inputs: Iterable[str | Path]) -
     for i in inputs:
         i = Path(i).resolve()
         if i == real or real in i.parents:
-            raise FanEdgeError(f"{what} {path} is this command's input {i}: write it somewhere "
-                               "else")  # fmt: skip
+            raise FanEdgeError(
+                f"{what} {path} is this command's input {i}: write it somewhere else"
+            )
 
 
-def check_output_path(path: str | Path, what: str, *, folder: bool = False,
-                      inputs: Iterable[str | Path] = ()) -> None:  # fmt: skip
+def check_output_path(
+    path: str | Path, what: str, *, folder: bool = False, inputs: Iterable[str | Path] = ()
+) -> None:
     """Before the work, creating nothing: `path` can be written later as a file (or made as a
     folder, with `folder`). A failed command leaves no empty folders behind; the errors are
     one-liners above."""
@@ -161,8 +167,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ensure_folder(path.parent, f"the folder of {path.name}")
     sweep_stale(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}",
-                                   dir=path.parent)  # fmt: skip
+        fd, tmp = tempfile.mkstemp(
+            prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}", dir=path.parent
+        )
     except OSError as e:
         raise _os_error(path, e, "file") from None
     os.close(fd)
@@ -185,32 +192,44 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 Owned = Callable[[Path], "set[str] | None"]
 
 
-def check_replaceable(path: Path, owned: Owned, kind: str, *,
-                      inputs: Iterable[str | Path] = ()) -> None:  # fmt: skip
+def check_replaceable(
+    path: Path, owned: Owned, kind: str, *, inputs: Iterable[str | Path] = ()
+) -> None:
     """Refuse to replace `path` unless it is a fan-edge `kind` holding only its own files
     and none of the command's `inputs`."""
     if path.is_symlink():
-        raise FanEdgeError(f"{path} is a symbolic link: --overwrite replaces only a real "
-                           f"{kind} folder; name the folder it points to")  # fmt: skip
+        raise FanEdgeError(
+            f"{path} is a symbolic link: --overwrite replaces only a real "
+            f"{kind} folder; name the folder it points to"
+        )
     if not path.is_dir():
-        raise FanEdgeError(f"{path} exists and is not a {kind} folder: --overwrite replaces "
-                           f"only a {kind}; choose another path")  # fmt: skip
+        raise FanEdgeError(
+            f"{path} exists and is not a {kind} folder: --overwrite replaces "
+            f"only a {kind}; choose another path"
+        )
     check_not_input(path, f"the {kind} folder", inputs)
     files = owned(path)
     if files is None:
-        raise FanEdgeError(f"{path} is not a {kind} (fan-edge did not make it): --overwrite "
-                           "replaces only what fan-edge made; choose another path")  # fmt: skip
-    other = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                   if not p.is_dir() and str(p.relative_to(path)) not in files
-                   and not _TEMP.match(p.name))  # fmt: skip
+        raise FanEdgeError(
+            f"{path} is not a {kind} (fan-edge did not make it): --overwrite "
+            "replaces only what fan-edge made; choose another path"
+        )
+    other = sorted(
+        str(p.relative_to(path))
+        for p in path.rglob("*")
+        if not p.is_dir() and str(p.relative_to(path)) not in files and not _TEMP.match(p.name)
+    )
     if other:
         shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-        raise FanEdgeError(f"{path} holds files fan-edge did not write ({shown}): move them out "
-                           "or choose another path")  # fmt: skip
+        raise FanEdgeError(
+            f"{path} holds files fan-edge did not write ({shown}): move them out "
+            "or choose another path"
+        )
 
 
-def check_new_dir(path: str | Path, *, overwrite: bool, owned: Owned, kind: str,
-                  inputs: Iterable[str | Path] = ()) -> Path:  # fmt: skip
+def check_new_dir(
+    path: str | Path, *, overwrite: bool, owned: Owned, kind: str, inputs: Iterable[str | Path] = ()
+) -> Path:
     """Before the work: `path` can become a new `kind` folder (or replace one)."""
     path = Path(os.path.abspath(path))  # `.` has a parent to build the new folder in
     if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
@@ -218,18 +237,28 @@ def check_new_dir(path: str | Path, *, overwrite: bool, owned: Owned, kind: str,
     elif path.exists() or path.is_symlink():
         if not overwrite:
             yours = owned(path) is None or path.is_symlink()
-            raise FanEdgeError(f"{path} already exists" + (
-                f" and is not a {kind} fan-edge made: choose another path" if yours else
-                f": pass --overwrite to replace this {kind}, or choose another path"))  # fmt: skip
+            raise FanEdgeError(
+                f"{path} already exists"
+                + (
+                    f" and is not a {kind} fan-edge made: choose another path"
+                    if yours
+                    else f": pass --overwrite to replace this {kind}, or choose another path"
+                )
+            )
         check_replaceable(path, owned, kind, inputs=inputs)
     ensure_folder(path.parent, f"the folder of {path.name}")
     return path
 
 
 @contextmanager
-def atomic_dir(path: str | Path, *, overwrite: bool = False, owned: Owned | None = None,
-               kind: str = "folder", inputs: Iterable[str | Path] = ()
-               ) -> Iterator[Path]:  # fmt: skip
+def atomic_dir(
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    owned: Owned | None = None,
+    kind: str = "folder",
+    inputs: Iterable[str | Path] = (),
+) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it becomes `path`.
 
     An existing `path` is replaced only with `overwrite` and only if `owned` says it is a
@@ -241,8 +270,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, owned: Owned | None
     path = check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
     sweep_stale(path.parent)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp",
-                                    dir=path.parent))  # fmt: skip
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent))
     except OSError as e:
         raise _os_error(path, e, kind) from None
     try:
@@ -301,8 +329,10 @@ def locked(folder: str | Path, what: str, *, wait: bool = False) -> Iterator[Non
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise FanEdgeError(f"{folder} is in use: another fan-edge process is {what} "
-                               "there; wait for it or choose another path") from None  # fmt: skip
+            raise FanEdgeError(
+                f"{folder} is in use: another fan-edge process is {what} "
+                "there; wait for it or choose another path"
+            ) from None
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -53,8 +53,9 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory):
     """The tiny checkpoint exported at 4/8/16 frames (shared weights)."""
     from exporters import export
 
-    return export(tiny_checkpoint, [4, 8, 16], tmp_path_factory.mktemp("tb") / "bundle",
-                  log=lambda *_: None)  # fmt: skip
+    return export(
+        tiny_checkpoint, [4, 8, 16], tmp_path_factory.mktemp("tb") / "bundle", log=lambda *_: None
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from fan_edge.bundle import Bundle
 
 
 def tree(path):
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -28,9 +29,14 @@ def bundle(tiny_bundle, tmp_path):
 def fake_tensorrt(monkeypatch):
     def build_engine(onnx_path, plan_path, *, frames, size, fp16, strip, max_batch=8):
         plan_path.write_bytes(f"plan {frames} {size} {fp16}".encode())
-        return {"frames": frames, "file": f"{trt_target.ENGINE_DIR}/{plan_path.name}",
-                "precision": "fp16" if fp16 else "fp32", "stripped": strip,
-                "versions": {"tensorrt": "10.0-stand-in"}, "max_batch": max_batch}  # fmt: skip
+        return {
+            "frames": frames,
+            "file": f"{trt_target.ENGINE_DIR}/{plan_path.name}",
+            "precision": "fp16" if fp16 else "fp32",
+            "stripped": strip,
+            "versions": {"tensorrt": "10.0-stand-in"},
+            "max_batch": max_batch,
+        }
 
     monkeypatch.setitem(TARGETS, "trt", dataclasses.replace(TARGETS["trt"], requires=None))
     monkeypatch.setattr(trt_target, "build_engine", build_engine)
@@ -40,8 +46,11 @@ def test_build_records_the_engines_in_the_sealed_manifest(bundle, fake_tensorrt,
     code, out, err = cli("build", bundle, "--target", "trt", "--fp16")
     assert code == 0, err
     b = Bundle(bundle)  # verified: hashes of the plans, the manifest's own hash
-    assert [(e["frames"], e["precision"]) for e in b.manifest["engines"]] == \
-        [(4, "fp16"), (8, "fp16"), (16, "fp16")]  # fmt: skip
+    assert [(e["frames"], e["precision"]) for e in b.manifest["engines"]] == [
+        (4, "fp16"),
+        (8, "fp16"),
+        (16, "fp16"),
+    ]
     assert all(e["file"] in b.manifest["files"] for e in b.manifest["engines"])
     assert cli("build", bundle, "--target", "trt")[0] == 0  # a rebuild replaces them
     assert {e["precision"] for e in Bundle(bundle).manifest["engines"]} == {"fp32"}
@@ -62,11 +71,15 @@ def test_a_failed_build_leaves_the_bundle_as_it_was(bundle, fake_tensorrt, monke
     assert tree(bundle) == before
 
 
-@pytest.mark.parametrize("argv,word", [
-    (["--target", "trt"], "TensorRT is not installed"),
-    (["--target", "onnx"], "unknown target"),
-    (["--target", "trt", "--strip", "--fp16"], "TensorRT is not installed"),
-], ids=["no-tensorrt", "onnx-is-not-a-build", "no-tensorrt-with-options"])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv,word",
+    [
+        (["--target", "trt"], "TensorRT is not installed"),
+        (["--target", "onnx"], "unknown target"),
+        (["--target", "trt", "--strip", "--fp16"], "TensorRT is not installed"),
+    ],
+    ids=["no-tensorrt", "onnx-is-not-a-build", "no-tensorrt-with-options"],
+)
 def test_build_refuses_in_one_line(bundle, cli, argv, word):
     before = tree(bundle)
     code, _, err = cli("build", bundle, *argv)
@@ -76,9 +89,12 @@ def test_build_refuses_in_one_line(bundle, cli, argv, word):
 
 def test_build_needs_no_torch(bundle):
     """The device stage imports neither torch nor the exporter's ONNX writer."""
-    code = ("import sys; from exporters import build\n"
-            "try:\n    build(sys.argv[1], 'trt')\nexcept Exception as e:\n    print(e)\n"
-            "print('torch' in sys.modules)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True,
-                         text=True, check=True).stdout.splitlines()  # fmt: skip
+    code = (
+        "import sys; from exporters import build\n"
+        "try:\n    build(sys.argv[1], 'trt')\nexcept Exception as e:\n    print(e)\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert out == [trt_target.INSTALL_HINT, "False"]

@@ -61,8 +61,10 @@ def test_synthetic_dataset_is_roughly_balanced_over_all_classes():
 
 
 def test_pose_task_relabels_the_same_clips_by_direction():
-    actions, poses = SyntheticActions(40, seed=3), open_source("synthetic-poses", seed=3,
-                                                                num_videos=40)  # fmt: skip
+    actions, poses = (
+        SyntheticActions(40, seed=3),
+        open_source("synthetic-poses", seed=3, num_videos=40),
+    )
     assert isinstance(poses, SyntheticPoses) and len(poses.classes) == 8
     assert np.array_equal(poses.render(5), actions.render(5))  # same pixels, other labels
     labels = [poses.label(i) for i in range(40)]

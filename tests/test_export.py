@@ -41,8 +41,7 @@ def test_every_graph_matches_pytorch(bundle, tiny_checkpoint):
     model, _ = load_model(tiny_checkpoint)
     b = Bundle(bundle)
     assert b.frames == tuple(FRAMES)
-    assert {s.frames: s.trained_frames for s in b.subnetworks} == {4: 4, 6: 8, 8: 8, 16: 16,
-                                                                  20: 16}  # fmt: skip
+    assert {s.frames: s.trained_frames for s in b.subnetworks} == {4: 4, 6: 8, 8: 8, 16: 16, 20: 16}
     for s in b.subnetworks:
         assert _ort_vs_torch(b.file(s.file), model, s.frames) < 1e-4
 
@@ -62,9 +61,16 @@ def test_folded_graphs_match_pytorch_and_stand_alone(folded, tiny_checkpoint):
 def _alterations_left(graph) -> int:
     """`x + conv(x)` patterns: what an unfolded Weight Alteration looks like in ONNX."""
     producer = {o: n for n in graph.node for o in n.output}
-    return sum(any(producer.get(d) is not None and producer[d].op_type == "Conv"
-                   and producer[d].input[0] == x for x, d in (n.input, n.input[::-1]))
-               for n in graph.node if n.op_type == "Add" and len(n.input) == 2)  # fmt: skip
+    return sum(
+        any(
+            producer.get(d) is not None
+            and producer[d].op_type == "Conv"
+            and producer[d].input[0] == x
+            for x, d in (n.input, n.input[::-1])
+        )
+        for n in graph.node
+        if n.op_type == "Add" and len(n.input) == 2
+    )
 
 
 def test_fold_leaves_no_norm_or_alteration_and_matches_pytorch(folded, bundle, tiny_checkpoint):
@@ -92,21 +98,26 @@ def test_fold_graph_on_a_shared_graph_keeps_its_logits(bundle):
 
     proto = onnx.load(str(bundle / "fan_8f.onnx"))  # weights loaded from weights.bin
     x = np.random.default_rng(3).standard_normal((2, 8, 3, 32, 32), dtype=np.float32)
-    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]
-                                ).run(None, {"clip": x})[0]  # fmt: skip
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"clip": x}
+    )[0]
     norms = sum(n.op_type == "BatchNormalization" for n in proto.graph.node)
     assert tuple(fold_graph(proto, batchnorm=True)) == (8, norms)
     onnx.checker.check_model(proto, full_check=True)
-    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]
-                               ).run(None, {"clip": x})[0]  # fmt: skip
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"clip": x}
+    )[0]
     assert np.abs(got - want).max() < 1e-4
     assert tuple(fold_graph(proto, batchnorm=True)) == (0, 0)  # nothing left to fold
 
 
 def test_each_shared_tensor_is_stored_exactly_once(bundle, tiny_checkpoint):
     model, _ = load_model(tiny_checkpoint)
-    shared = {k for k, t in model.state_dict(keep_vars=True).items()
-              if any(t is p for p in model.shared_parameters())}  # fmt: skip
+    shared = {
+        k
+        for k, t in model.state_dict(keep_vars=True).items()
+        if any(t is p for p in model.shared_parameters())
+    }
     weights = bundle / "weights.bin"
     where: dict[str, set] = {}
     inline: dict[str, list[str]] = {}

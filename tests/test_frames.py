@@ -7,8 +7,24 @@ from fan_edge.frames import validate_frame_set
 def test_selection_table_matches_method_notes():
     # method.md: n<=5 -> 4, 6 -> 8 (tie, higher), 7..11 -> 8, 12 -> 16 (tie), n>=13 -> 16
     frames = (4, 8, 16)
-    expected = {1: 4, 2: 4, 3: 4, 4: 4, 5: 4, 6: 8, 7: 8, 8: 8, 9: 8, 10: 8, 11: 8,
-                12: 16, 13: 16, 16: 16, 20: 16, 64: 16}  # fmt: skip
+    expected = {
+        1: 4,
+        2: 4,
+        3: 4,
+        4: 4,
+        5: 4,
+        6: 8,
+        7: 8,
+        8: 8,
+        9: 8,
+        10: 8,
+        11: 8,
+        12: 16,
+        13: 16,
+        16: 16,
+        20: 16,
+        64: 16,
+    }
     got = {n: frames[select_subnetwork(n, frames)] for n in expected}
     assert got == expected
 

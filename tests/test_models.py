@@ -126,8 +126,9 @@ def test_specialized_layer_refuses_to_run_unspecialized(tiny_cfg):
 
 def test_weight_alteration_keeps_its_small_init(tiny_cfg):
     model = build_model(tiny_cfg)
-    w = torch.cat([m.dw.weight.flatten() for m in model.modules()
-                   if isinstance(m, WeightAlteration)])  # fmt: skip
+    w = torch.cat(
+        [m.dw.weight.flatten() for m in model.modules() if isinstance(m, WeightAlteration)]
+    )
     assert 0 < w.std() < 5e-3  # N(0, 1e-3): not overwritten by the backbone's kaiming init
 
 
@@ -139,16 +140,18 @@ def test_forward_picks_the_nearest_subnetwork(tiny_cfg):
 
 
 def test_standard_model_has_no_specialized_layers():
-    model = build_model(preset("tiny", num_classes=5, frames=(16,), specialize_norm=False,
-                               weight_alteration=False))  # fmt: skip
+    model = build_model(
+        preset("tiny", num_classes=5, frames=(16,), specialize_norm=False, weight_alteration=False)
+    )
     assert not any(isinstance(m, Specialized) for m in model.modules())
     assert model.subnetwork(0) is model.backbone
 
 
 def test_fan_extra_parameters_under_one_percent_for_tsm_r50():
     fan = build_model(preset("r50", num_classes=174))
-    plain = build_model(preset("r50", num_classes=174, frames=(16,), specialize_norm=False,
-                               weight_alteration=False))  # fmt: skip
+    plain = build_model(
+        preset("r50", num_classes=174, frames=(16,), specialize_norm=False, weight_alteration=False)
+    )
     extra = count_params(fan) - count_params(plain)
     assert 0 < extra < 0.01 * count_params(plain)
 
@@ -164,12 +167,17 @@ def test_flops_reports_every_private_copy_and_what_fan_adds(cli):
     from fan_edge.train.api import model_costs
 
     r = model_costs("tiny", [4, 8, 16], 32, 5)
-    plain = build_model(preset("tiny", num_classes=5, frames=(16,), specialize_norm=False,
-                               weight_alteration=False))  # fmt: skip
+    plain = build_model(
+        preset("tiny", num_classes=5, frames=(16,), specialize_norm=False, weight_alteration=False)
+    )
     assert r["extra_params"] == r["total_params"] - count_params(plain)
     # private: three copies of every norm and three alterations; extra: one copy fewer
-    norms = sum(p.numel() for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)
-                for p in m.parameters())  # fmt: skip
+    norms = sum(
+        p.numel()
+        for m in plain.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+        for p in m.parameters()
+    )
     assert r["private_params"] - r["extra_params"] == norms > 0
     code, out, _ = cli("flops", "--preset", "tiny", "--classes", "5", "--size", "32")
     assert code == 0 and f"FAN adds {r['extra_params'] / 1e3:.1f}K to a plain model" in " ".join(

@@ -14,8 +14,19 @@ from fan_edge.train.checkpoint import init_from, load_model
 from fan_edge.train.modes import MODES, StepContext, consecutive_frames
 from fan_edge.train.trainer import check_mode
 
-SMALL = dict(data="synthetic", val=None, preset="tiny", epochs=1, batch_size=4, lr=0.05,
-             kd_lambda=1.0, seed=0, num_videos=8, num_val=4, quiet=True)  # fmt: skip
+SMALL = dict(
+    data="synthetic",
+    val=None,
+    preset="tiny",
+    epochs=1,
+    batch_size=4,
+    lr=0.05,
+    kd_lambda=1.0,
+    seed=0,
+    num_videos=8,
+    num_val=4,
+    quiet=True,
+)
 
 
 def clips_for(frames, batch=2, size=32):
@@ -66,8 +77,9 @@ def test_without_specialized_norm_the_norms_are_shared():
     assert not any(isinstance(m, SpecializedNorm) for m in model.modules())
     bn = model.subnetwork(0).layer1[0].bn1
     assert isinstance(bn, nn.BatchNorm2d) and bn is model.subnetwork(2).layer1[0].bn1
-    private = {id(p) for m in model.modules() if isinstance(m, WeightAlteration)
-               for p in m.parameters()}  # fmt: skip
+    private = {
+        id(p) for m in model.modules() if isinstance(m, WeightAlteration) for p in m.parameters()
+    }
     assert {id(p) for i in range(3) for p in model.private_parameters(i)} == private
     assert has_grad(model.private_parameters(0))  # the alterations are still private
 
@@ -76,8 +88,9 @@ def test_without_weight_alteration_only_the_norms_are_private():
     cfg = preset("tiny", num_classes=5, frames=(4, 8, 16), weight_alteration=False)
     model, _ = grads_after("fan", cfg, StepContext())
     assert not any(isinstance(m, WeightAlteration) for m in model.modules())
-    norms = {id(p) for m in model.modules() if isinstance(m, SpecializedNorm)
-             for p in m.parameters()}  # fmt: skip
+    norms = {
+        id(p) for m in model.modules() if isinstance(m, SpecializedNorm) for p in m.parameters()
+    }
     assert {id(p) for i in range(3) for p in model.private_parameters(i)} == norms
 
 
@@ -141,12 +154,17 @@ def test_mixed_sampling_mixes_the_low_clip_with_consecutive_high_frames():
     assert torch.allclose(start, start.round(), atol=1e-2) and bool((start.round() <= 12).all())
 
 
-@pytest.mark.parametrize("mode,frames,match", [
-    ("mixed", (4, 8, 16), "2 frame count"), ("standard", (4, 16), "1 frame count"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode,frames,match",
+    [
+        ("mixed", (4, 8, 16), "2 frame count"),
+        ("standard", (4, 16), "1 frame count"),
+    ],
+)
 def test_modes_refuse_the_wrong_number_of_frame_counts(mode, frames, match):
-    cfg = preset("tiny", num_classes=5, frames=frames, specialize_norm=False,
-                 weight_alteration=False)  # fmt: skip
+    cfg = preset(
+        "tiny", num_classes=5, frames=frames, specialize_norm=False, weight_alteration=False
+    )
     with pytest.raises(FanEdgeError, match=match):
         check_mode(cfg, TrainConfig(mode=mode))
 
@@ -167,7 +185,9 @@ def test_baseline_modes_train_one_plain_network(tmp_path, mode):
 def test_st_trains_one_model_per_count_and_ensembles_them(tmp_path):
     train_from_options(out=tmp_path, mode="st", frames=[4, 8], **SMALL)
     assert sorted(p.parent.name for p in tmp_path.glob("*/checkpoint.pt")) == [
-        "standard-4", "standard-8"]  # fmt: skip
+        "standard-4",
+        "standard-8",
+    ]
     st = evaluate_checkpoint(tmp_path, [4, 6, 8])  # the folder expands to its checkpoints
     assert [st["results"][n]["subnet_frames"] for n in (4, 6, 8)] == [4, 8, 8]
     ens = evaluate_checkpoint(tmp_path, [4], ensemble=True)
@@ -175,8 +195,10 @@ def test_st_trains_one_model_per_count_and_ensembles_them(tmp_path):
 
 
 def test_ensemble_averages_softmax_of_every_model():
-    cfgs = [preset("tiny", num_classes=5, frames=(n,), specialize_norm=False,
-                   weight_alteration=False) for n in (4, 16)]  # fmt: skip
+    cfgs = [
+        preset("tiny", num_classes=5, frames=(n,), specialize_norm=False, weight_alteration=False)
+        for n in (4, 16)
+    ]
     models = [build_model(c).eval() for c in cfgs]
     pairs = serving_networks(models, 8, ensemble=True)
     assert [f for f, _ in pairs] == [4, 16]
@@ -190,8 +212,7 @@ def test_ensemble_averages_softmax_of_every_model():
 
 
 def test_nearest_model_must_be_unambiguous():
-    cfg = preset("tiny", num_classes=5, frames=(8,), specialize_norm=False,
-                 weight_alteration=False)  # fmt: skip
+    cfg = preset("tiny", num_classes=5, frames=(8,), specialize_norm=False, weight_alteration=False)
     with pytest.raises(FanEdgeError, match="one model per frame count"):
         serving_networks([build_model(cfg), build_model(cfg)], 8, ensemble=False)
 
@@ -219,7 +240,9 @@ def test_init_from_another_task_keeps_a_fresh_classifier(tiny_checkpoint):
 def test_bn_shift_of_a_fan_and_of_two_models(tiny_checkpoint, tmp_path):
     report = bn_shift_report([tiny_checkpoint])
     assert [(c["a"], c["b"]) for c in report["comparisons"]] == [
-        ("sub-network 4F", "sub-network 16F"), ("sub-network 8F", "sub-network 16F")]  # fmt: skip
+        ("sub-network 4F", "sub-network 16F"),
+        ("sub-network 8F", "sub-network 16F"),
+    ]
     assert all(c["summary"]["mean_sym_kl"] > 0 for c in report["comparisons"])
     model, _ = load_model(tiny_checkpoint)
     same = compare(stored_stats(model, 1), stored_stats(model, 1))
@@ -231,7 +254,18 @@ def test_bn_shift_live_on_a_standard_model(tmp_path, cli):
     ckpt = tmp_path / "std" / "checkpoint.pt"
     code, _, err = cli("analyze", "bn-shift", ckpt)
     assert code == 1 and "one set of normalization statistics" in err
-    code, out, _ = cli("analyze", "bn-shift", ckpt, "--live", "--frames", "4", "16",
-                       "--clips", "4", "--out", tmp_path / "a")  # fmt: skip
+    code, out, _ = cli(
+        "analyze",
+        "bn-shift",
+        ckpt,
+        "--live",
+        "--frames",
+        "4",
+        "16",
+        "--clips",
+        "4",
+        "--out",
+        tmp_path / "a",
+    )
     assert code == 0 and "data at 4F vs data at 16F" in out
     assert {p.name for p in (tmp_path / "a").iterdir()} == {"bn_shift.json", "bn_shift.png"}

@@ -14,9 +14,11 @@ from fan_edge.train.trainer import train
 
 
 def history(losses, top1=None, count=16):
-    return [{"epoch": i + 1, "train_loss": loss} | ({"val": {str(count): {"top1": top1[i]}}}
-                                                     if top1 else {})
-            for i, loss in enumerate(losses)]  # fmt: skip
+    return [
+        {"epoch": i + 1, "train_loss": loss}
+        | ({"val": {str(count): {"top1": top1[i]}}} if top1 else {})
+        for i, loss in enumerate(losses)
+    ]
 
 
 def test_near_chance_scales_with_the_number_of_classes():
@@ -109,8 +111,14 @@ class Drift:
 
 
 def exit_epoch(result, count, num_classes):
-    return next((r["epoch"] for r in result["epochs"]
-                 if not near_chance(r["val"][str(count)]["top1"], num_classes)), None)  # fmt: skip
+    return next(
+        (
+            r["epoch"]
+            for r in result["epochs"]
+            if not near_chance(r["val"][str(count)]["top1"], num_classes)
+        ),
+        None,
+    )
 
 
 @pytest.mark.slow
@@ -120,12 +128,30 @@ def test_fan_leaves_the_plateau_no_later_than_a_standard_model(tmp_path):
     train_src, val_src = Drift(192, seed=0), Drift(64, seed=1)
     epochs = 5
     cfg = preset("tiny", input_size=16, num_classes=4, frames=(4, 8, 16))
-    plain = preset("tiny", input_size=16, num_classes=4, frames=(16,), specialize_norm=False,
-                   weight_alteration=False)  # fmt: skip
-    std = train(plain, TrainConfig(mode="standard", epochs=epochs, batch_size=16), train_src,
-                val_src, tmp_path / "std", quiet=True)  # fmt: skip
-    fan = train(cfg, TrainConfig(epochs=epochs, batch_size=16), train_src, val_src,
-                tmp_path / "fan", quiet=True)  # fmt: skip
+    plain = preset(
+        "tiny",
+        input_size=16,
+        num_classes=4,
+        frames=(16,),
+        specialize_norm=False,
+        weight_alteration=False,
+    )
+    std = train(
+        plain,
+        TrainConfig(mode="standard", epochs=epochs, batch_size=16),
+        train_src,
+        val_src,
+        tmp_path / "std",
+        quiet=True,
+    )
+    fan = train(
+        cfg,
+        TrainConfig(epochs=epochs, batch_size=16),
+        train_src,
+        val_src,
+        tmp_path / "fan",
+        quiet=True,
+    )
     std_exit = exit_epoch(std, 16, 4)
     assert std_exit is not None, "the standard model must leave the plateau on this task"
     fan_exit = exit_epoch(fan, 16, 4)

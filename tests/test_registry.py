@@ -49,10 +49,21 @@ def toy_preset():
 
 def test_a_registered_backbone_trains_exports_and_runs(toy_preset, tmp_path, example_video, cli):
     result = train_from_options(
-        out=tmp_path / "run", mode="fan", frames=[4, 8], data="synthetic", val=None,
-        preset=toy_preset, epochs=1, batch_size=4, lr=0.05, kd_lambda=1.0, seed=0,
-        num_videos=8, num_val=4, quiet=True,
-    )  # fmt: skip
+        out=tmp_path / "run",
+        mode="fan",
+        frames=[4, 8],
+        data="synthetic",
+        val=None,
+        preset=toy_preset,
+        epochs=1,
+        batch_size=4,
+        lr=0.05,
+        kd_lambda=1.0,
+        seed=0,
+        num_videos=8,
+        num_val=4,
+        quiet=True,
+    )
     assert result["epochs"][0]["val"].keys() == {"4", "8"}
     bundle = export(result["checkpoint"], [4, 8], tmp_path / "bundle", log=lambda *_: None)
     prediction = Predictor(bundle).predict(example_video, frames=8)
@@ -85,8 +96,14 @@ def inline_target():
         for s in bundle.subnetworks:
             model = onnx.load(str(bundle.file(s.file)))  # loads weights.bin's tensors
             onnx.save_model(model, str(folder / s.file))
-            records.append({"frames": s.frames, "file": f"{folder.name}/{s.file}",
-                            "precision": "fp32", "versions": {"onnx": onnx.__version__}})  # fmt: skip
+            records.append(
+                {
+                    "frames": s.frames,
+                    "file": f"{folder.name}/{s.file}",
+                    "precision": "fp32",
+                    "versions": {"onnx": onnx.__version__},
+                }
+            )
         return records
 
     class InlineBackend:
@@ -100,16 +117,21 @@ def inline_target():
             sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             return lambda x: sess.run(None, {"clip": x})[0]
 
-    register_backend("inline-cpu", rank=5, device="cpu", target="inline",
-                     description="the inline graphs on ONNX Runtime")(
-        lambda share_weights, threads: InlineBackend())  # fmt: skip
+    register_backend(
+        "inline-cpu",
+        rank=5,
+        device="cpu",
+        target="inline",
+        description="the inline graphs on ONNX Runtime",
+    )(lambda share_weights, threads: InlineBackend())
     yield "inline"
     unregister_target("inline")
     unregister_backend("inline-cpu")
 
 
-def test_a_registered_target_builds_and_its_backend_runs(inline_target, tiny_bundle, tmp_path,
-                                                         example_video, cli):  # fmt: skip
+def test_a_registered_target_builds_and_its_backend_runs(
+    inline_target, tiny_bundle, tmp_path, example_video, cli
+):
     import shutil
 
     import numpy as np

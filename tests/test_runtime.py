@@ -18,18 +18,41 @@ from fan_edge.runtime.decode_cost import FEATURES
 from fan_edge.runtime.profile import default_threads, device_name, write_profile
 
 
-@pytest.mark.parametrize("text,kind,value", [
-    ("20gflops", "gflops", 20), ("20GFLOPs", "gflops", 20), ("0.5 GFLOPS", "gflops", 0.5),
-    ("1tflops", "gflops", 1000), ("15ms", "latency", 15), ("0.015s", "latency", 15),
-    ("250us", "latency", 0.25), ("8frames", "frames", 8), ("1frame", "frames", 1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,kind,value",
+    [
+        ("20gflops", "gflops", 20),
+        ("20GFLOPs", "gflops", 20),
+        ("0.5 GFLOPS", "gflops", 0.5),
+        ("1tflops", "gflops", 1000),
+        ("15ms", "latency", 15),
+        ("0.015s", "latency", 15),
+        ("250us", "latency", 0.25),
+        ("8frames", "frames", 8),
+        ("1frame", "frames", 1),
+    ],
+)
 def test_budget_forms(text, kind, value):
     b = parse_budget(text)
     assert b.kind == kind and b.value == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["", "20", "gflops", "20 parsecs", "-5ms", "0ms", "1.5frames",
-                                  "15 m s", "ms15", "20gflops!", "nan ms"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "20",
+        "gflops",
+        "20 parsecs",
+        "-5ms",
+        "0ms",
+        "1.5frames",
+        "15 m s",
+        "ms15",
+        "20gflops!",
+        "nan ms",
+    ],
+)
 def test_bad_budgets_list_the_accepted_forms(text):
     with pytest.raises(FanEdgeError, match="20gflops|positive|whole") as e:
         parse_budget(text)
@@ -52,10 +75,17 @@ class _FakeBundle:
 BUNDLE = _FakeBundle({4: 16.4, 8: 32.8, 16: 65.5})
 
 
-@pytest.mark.parametrize("budget,frames", [
-    ("16.4gflops", 4), ("32.79gflops", 4), ("32.8gflops", 8), ("65.4gflops", 8),
-    ("65.5gflops", 16), ("1tflops", 16),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "budget,frames",
+    [
+        ("16.4gflops", 4),
+        ("32.79gflops", 4),
+        ("32.8gflops", 8),
+        ("65.4gflops", 8),
+        ("65.5gflops", 16),
+        ("1tflops", 16),
+    ],
+)
 def test_flops_budget_picks_the_largest_that_fits(budget, frames):
     assert choose_subnetwork(BUNDLE, parse_budget(budget)).subnetwork.frames == frames
 
@@ -84,11 +114,19 @@ def test_frames_budget_uses_the_nearest_graph(n, frames):
 
 def save_profile(bundle, p50_ms: dict, decode=None, **fields):
     """A profile as `bench` writes it: this device, ort-cpu, batch 1, the default threads."""
-    stats = {str(n): {"p50_ms": ms, "p90_ms": ms, "p99_ms": ms, "runs": 1}
-             for n, ms in p50_ms.items()}  # fmt: skip
-    profile = {"device": device_name("ort-cpu"), "backend": "ort-cpu", "precision": "fp32",
-               "batch": 1, "threads": default_threads(), "size": bundle.input["size"],
-               "subnetworks": stats, **fields}  # fmt: skip
+    stats = {
+        str(n): {"p50_ms": ms, "p90_ms": ms, "p99_ms": ms, "runs": 1} for n, ms in p50_ms.items()
+    }
+    profile = {
+        "device": device_name("ort-cpu"),
+        "backend": "ort-cpu",
+        "precision": "fp32",
+        "batch": 1,
+        "threads": default_threads(),
+        "size": bundle.input["size"],
+        "subnetworks": stats,
+        **fields,
+    }
     if decode is not None:
         profile["decode"] = {"features": list(FEATURES), **decode}
     return write_profile(bundle, profile)
@@ -117,8 +155,10 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
         codec = v.index.codec
     assert decoded[4] < decoded[8] < decoded[16], decoded
     latency = {4: 1.0, 8: 2.0, 16: 4.0}
-    decode = {"codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0, 0.0, 0.0]},
-              "preprocess_ms_per_frame": 0.0}  # fmt: skip
+    decode = {
+        "codecs": {codec: [0.0, 0.0, 0.0, 1000.0 / mpx, 0.0, 0.0, 0.0]},
+        "preprocess_ms_per_frame": 0.0,
+    }
     save_profile(b, latency, decode)
     p = Predictor(b.path, backend="ort-cpu")
     r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
@@ -150,8 +190,17 @@ def test_cli_api_and_pytorch_agree(tiny_bundle, tiny_checkpoint, example_video, 
 
     api = Predictor(tiny_bundle).predict(example_video, budget="0.08gflops", top_k=3)
     assert api.frames == 8 and api.trained_frames == 8
-    code, out, err = cli("run", example_video, "--bundle", tiny_bundle, "--budget", "0.08gflops",
-                         "--top-k", "3", "--json")  # fmt: skip
+    code, out, err = cli(
+        "run",
+        example_video,
+        "--bundle",
+        tiny_bundle,
+        "--budget",
+        "0.08gflops",
+        "--top-k",
+        "3",
+        "--json",
+    )
     assert code == 0, err
     cli_result = json.loads(out)[0]
     assert cli_result["labels"] == api.labels
@@ -204,11 +253,16 @@ def _one_frame_video(path):
     w.release()
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("text", "cannot decode"), ("empty", "cannot decode|no decodable"),
-    ("corrupt", "cannot decode|no decodable"), ("one_frame", "only 1 frame"),
-    ("missing", "no such video"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("text", "cannot decode"),
+        ("empty", "cannot decode|no decodable"),
+        ("corrupt", "cannot decode|no decodable"),
+        ("one_frame", "only 1 frame"),
+        ("missing", "no such video"),
+    ],
+)
 def test_bad_videos_give_one_line_errors(kind, message, tiny_bundle, example_video, tmp_path, cli):
     path = tmp_path / "bad.mp4"
     if kind == "text":
@@ -256,8 +310,9 @@ def test_folder_of_frames_and_several_inputs(tiny_bundle, example_video, tmp_pat
     folder.mkdir()
     for i, f in enumerate(SyntheticActions(1, seed=7).render(0)):
         cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    code, out, err = cli("run", example_video, folder, "--bundle", tiny_bundle, "--frames", "4",
-                         "--json")  # fmt: skip
+    code, out, err = cli(
+        "run", example_video, folder, "--bundle", tiny_bundle, "--frames", "4", "--json"
+    )
     assert code == 0, err
     results = json.loads(out)
     assert len(results) == 2 and all(r["frames"] == 4 for r in results)
@@ -294,11 +349,17 @@ def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_pa
     from fan_edge.runtime.bench import bench
 
     b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
-    prof = bench(b.path, backend="ort-cpu", iters=2, warmup=1,
-                 decode_sizes=((96, 64), (192, 128)))  # fmt: skip
+    prof = bench(b.path, backend="ort-cpu", iters=2, warmup=1, decode_sizes=((96, 64), (192, 128)))
     decode = prof["decode"]
-    assert decode["features"] == ["clip", "seeks", "decoded", "decoded_mpx", "critical_mb",
-                                  "decoded_mb", "sampled_mpx"]  # fmt: skip
+    assert decode["features"] == [
+        "clip",
+        "seeks",
+        "decoded",
+        "decoded_mpx",
+        "critical_mb",
+        "decoded_mb",
+        "sampled_mpx",
+    ]
     assert len(decode["codecs"]["h264"]) == 7 and min(decode["codecs"]["h264"]) >= 0
     assert sum(decode["codecs"]["h264"]) > 0 and decode["preprocess_ms_per_frame"] > 0
     p = Predictor(b.path, backend="ort-cpu")
@@ -313,8 +374,20 @@ def test_run_many_inputs_keeps_going_past_a_bad_one(tiny_bundle, example_video, 
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     out = tmp_path / "results.jsonl"
-    code, stdout, err = cli("run", example_video, bad, example_video, "--bundle", tiny_bundle,
-                            "--budget", "1gflops", "--output", out, "--jobs", "2")  # fmt: skip
+    code, stdout, err = cli(
+        "run",
+        example_video,
+        bad,
+        example_video,
+        "--bundle",
+        tiny_bundle,
+        "--budget",
+        "1gflops",
+        "--output",
+        out,
+        "--jobs",
+        "2",
+    )
     assert code == 1 and err.startswith("error: 1 of 3 inputs failed") and err.count("\n") == 1
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [bool(r["error"]) for r in rows] == [False, True, False]
@@ -323,8 +396,7 @@ def test_run_many_inputs_keeps_going_past_a_bad_one(tiny_bundle, example_video, 
     for key in ("index_ms", "decode_ms", "decoded_frames", "preprocess_ms", "infer_ms"):
         assert key in rows[0]
     assert "error" in stdout  # the table shows the failed row
-    code, _, _ = cli("run", example_video, "--bundle", tiny_bundle, "--output",
-                     tmp_path / "r.csv")  # fmt: skip
+    code, _, _ = cli("run", example_video, "--bundle", tiny_bundle, "--output", tmp_path / "r.csv")
     assert code == 0
     import csv
 
@@ -340,6 +412,7 @@ def test_run_takes_a_folder_of_videos(tiny_bundle, example_video, tmp_path, cli)
     code, out, err = cli("run", folder, "--bundle", tiny_bundle, "--json")
     assert code == 0, err
     assert [Path(r["input"]).name for r in json.loads(out)] == ["a.mp4", "b.mp4"]
-    code, _, err = cli("run", tmp_path / "videos" / "sub", "--bundle", tiny_bundle,
-                       "--output", tmp_path / "x.txt")  # fmt: skip
+    code, _, err = cli(
+        "run", tmp_path / "videos" / "sub", "--bundle", tiny_bundle, "--output", tmp_path / "x.txt"
+    )
     assert code == 1 and "use a .jsonl, .json or .csv" in err and not (tmp_path / "x.txt").exists()

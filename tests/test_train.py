@@ -14,8 +14,19 @@ from fan_edge.train.api import evaluate_checkpoint, train_from_options
 from fan_edge.train.checkpoint import load_checkpoint, load_model
 from fan_edge.train.losses import mutual_distillation
 
-SMALL = dict(data="synthetic", val=None, preset="tiny", epochs=1, batch_size=4, lr=0.05,
-             kd_lambda=1.0, seed=0, num_videos=8, num_val=4, quiet=True)  # fmt: skip
+SMALL = dict(
+    data="synthetic",
+    val=None,
+    preset="tiny",
+    epochs=1,
+    batch_size=4,
+    lr=0.05,
+    kd_lambda=1.0,
+    seed=0,
+    num_videos=8,
+    num_val=4,
+    quiet=True,
+)
 
 
 def test_mutual_distillation_matches_its_definition():
@@ -74,11 +85,26 @@ def test_eval_uses_the_nearest_subnetwork(tmp_path):
 
 
 def test_cli_train_and_eval(tmp_path, cli):
-    code, _, err = cli("train", "--out", tmp_path, "--frames", "4", "8", "--epochs", "1",
-                       "--batch-size", "4", "--num-videos", "8", "--num-val", "4")  # fmt: skip
+    code, _, err = cli(
+        "train",
+        "--out",
+        tmp_path,
+        "--frames",
+        "4",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--num-videos",
+        "8",
+        "--num-val",
+        "4",
+    )
     assert code == 0, err
-    code, out, _ = cli("eval", tmp_path / "checkpoint.pt", "--frames", "3", "8",
-                       "--json", tmp_path / "e.json")  # fmt: skip
+    code, out, _ = cli(
+        "eval", tmp_path / "checkpoint.pt", "--frames", "3", "8", "--json", tmp_path / "e.json"
+    )
     assert code == 0 and "top-1" in out
     assert set(json.loads((tmp_path / "e.json").read_text())["results"]) == {"3", "8"}
 
@@ -95,8 +121,11 @@ def test_cli_user_errors_are_one_line(tmp_path, cli):
 def test_flops_command(cli):
     code, out, _ = cli("flops", "--preset", "tiny", "--frames", "4", "16", "--classes", "5")
     assert code == 0
-    rows = {line.split()[1]: line.split()[3] for line in out.splitlines()
-            if line.startswith("│") and line.split()[1].isdigit()}  # fmt: skip
+    rows = {
+        line.split()[1]: line.split()[3]
+        for line in out.splitlines()
+        if line.startswith("│") and line.split()[1].isdigit()
+    }
     assert set(rows) == {"4", "16"}
     assert float(rows["16"]) == pytest.approx(4 * float(rows["4"]), rel=0.01)
 
@@ -109,11 +138,35 @@ def test_torchrun_two_cpu_processes(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", port, "-m", "fan_edge.cli", "train",
-           "--out", str(tmp_path),
-           "--frames", "4", "8", "--epochs", "1", "--batch-size", "2", "--num-videos", "8",
-           "--num-val", "4", "--max-steps", "2"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        port,
+        "-m",
+        "fan_edge.cli",
+        "train",
+        "--out",
+        str(tmp_path),
+        "--frames",
+        "4",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--num-videos",
+        "8",
+        "--num-val",
+        "4",
+        "--max-steps",
+        "2",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")

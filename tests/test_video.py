@@ -147,8 +147,9 @@ def test_an_index_that_disagrees_with_the_decoder_falls_back_to_counting(clips):
     assert barcodes(frames) == record.indices == [int(i) for i in segment_indices(FRAMES, 8)]
 
 
-@pytest.mark.parametrize("suffix,opts", [(".mkv", {}), (".mp4", {"faststart": True}),
-                                         (".avi", {"codec": "mpeg4"})])  # fmt: skip
+@pytest.mark.parametrize(
+    "suffix,opts", [(".mkv", {}), (".mp4", {"faststart": True}), (".avi", {"codec": "mpeg4"})]
+)
 def test_truncated_files_give_the_frames_that_decode(suffix, opts, tmp_path):
     path = write_clip(tmp_path / f"whole{suffix}", 60, 96, 64, gop=10, **opts)
     cut = tmp_path / f"cut{suffix}"
@@ -190,14 +191,17 @@ def test_folder_of_frames(tmp_path):
     assert record.decoded == 4
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("missing", "no such video file"),
-    ("empty", "cannot decode"),
-    ("random", "cannot decode"),
-    ("text", "cannot decode"),
-    ("one_frame", "only 1 frame"),
-    ("audio_only", "cannot decode|no video stream"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("missing", "no such video file"),
+        ("empty", "cannot decode"),
+        ("random", "cannot decode"),
+        ("text", "cannot decode"),
+        ("one_frame", "only 1 frame"),
+        ("audio_only", "cannot decode|no video stream"),
+    ],
+)
 def test_bad_inputs_are_one_line_errors_without_ffmpeg_noise(kind, message, tmp_path):
     path = tmp_path / ("bad.mp4" if kind != "audio_only" else "bad.m4a")
     if kind == "empty":
@@ -213,8 +217,9 @@ def test_bad_inputs_are_one_line_errors_without_ffmpeg_noise(kind, message, tmp_
 
         with av.open(str(path), "w", format="mp4") as out:
             stream = out.add_stream("aac", rate=8000)
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")  # fmt: skip
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
             frame.sample_rate, frame.pts = 8000, 0
             out.mux(stream.encode(frame))
             out.mux(stream.encode(None))

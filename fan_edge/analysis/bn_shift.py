@@ -32,8 +32,11 @@ EPS = 1e-5
 
 
 def _batch_norms(net: nn.Module) -> list[tuple[str, _BatchNorm]]:
-    return [(n, m) for n, m in net.named_modules()
-            if isinstance(m, _BatchNorm) and m.running_mean is not None]  # fmt: skip
+    return [
+        (n, m)
+        for n, m in net.named_modules()
+        if isinstance(m, _BatchNorm) and m.running_mean is not None
+    ]
 
 
 def stored_stats(model: FrameAdaptiveNet, index: int) -> Stats:
@@ -46,9 +49,14 @@ def stored_stats(model: FrameAdaptiveNet, index: int) -> Stats:
 
 @torch.no_grad()
 def live_stats(
-    model: FrameAdaptiveNet, source, frames: int, cfg: ModelConfig, *, clips: int = 64,
+    model: FrameAdaptiveNet,
+    source,
+    frames: int,
+    cfg: ModelConfig,
+    *,
+    clips: int = 64,
     batch_size: int = 16,
-) -> Stats:  # fmt: skip
+) -> Stats:
     """Mean / variance of each batch norm's *input*, measured on `clips` clips of `frames`
     frames, through the sub-network that serves that count (eval mode, nothing updated)."""
     model.eval()
@@ -94,14 +102,18 @@ class LayerShift:
 def compare(a: Stats, b: Stats) -> list[LayerShift]:
     """Per-layer distance between two sets of statistics over the same layers."""
     if a.keys() != b.keys():
-        raise FanEdgeError("the two models have different normalization layers: compare "
-                           "models of the same architecture and width")  # fmt: skip
+        raise FanEdgeError(
+            "the two models have different normalization layers: compare "
+            "models of the same architecture and width"
+        )
     rows = []
     for name, (ma, va) in a.items():
         mb, vb = b[name]
         if ma.shape != mb.shape:
-            raise FanEdgeError(f"layer {name} has {ma.numel()} vs {mb.numel()} channels: "
-                               "compare models of the same architecture and width")  # fmt: skip
+            raise FanEdgeError(
+                f"layer {name} has {ma.numel()} vs {mb.numel()} channels: "
+                "compare models of the same architecture and width"
+            )
         va, vb = va.double() + EPS, vb.double() + EPS
         d2 = (ma.double() - mb.double()) ** 2
         sym_kl = 0.25 * (va / vb + vb / va - 2 + d2 * (1 / va + 1 / vb))
@@ -122,9 +134,13 @@ def summary(rows: Sequence[LayerShift]) -> dict:
 
 
 def bn_shift_report(
-    checkpoints: Sequence, *, live: bool = False, frames: Sequence[int] | None = None,
-    clips: int = 64, data: str | None = None,
-) -> dict:  # fmt: skip
+    checkpoints: Sequence,
+    *,
+    live: bool = False,
+    frames: Sequence[int] | None = None,
+    clips: int = 64,
+    data: str | None = None,
+) -> dict:
     """Compare normalization statistics; see the module docstring for the three cases.
 
     One FAN checkpoint: each sub-network against the highest. Two checkpoints: each one's
@@ -135,8 +151,9 @@ def bn_shift_report(
     from fan_edge.train.checkpoint import load_model
 
     if not 1 <= len(checkpoints) <= 2 or (live and len(checkpoints) != 1):
-        raise FanEdgeError("give one checkpoint (a FAN, or any model with --live) or two "
-                           "checkpoints to compare")  # fmt: skip
+        raise FanEdgeError(
+            "give one checkpoint (a FAN, or any model with --live) or two checkpoints to compare"
+        )
     if live and frames:
         validate_frame_set(frames)  # distinct and >= 1, before loading anything
     loaded = [load_model(p) for p in checkpoints]
@@ -149,8 +166,10 @@ def bn_shift_report(
             raise FanEdgeError("--live compares frame counts: pass two or more, e.g. --frames 4 16")
         _, source = validation_source(checkpoints[0], ckpt, data)
         stats = {n: live_stats(model, source, n, cfg, clips=clips) for n in counts}
-        pairs = [(f"data at {n}F", f"data at {counts[-1]}F", stats[n], stats[counts[-1]])
-                 for n in counts[:-1]]  # fmt: skip
+        pairs = [
+            (f"data at {n}F", f"data at {counts[-1]}F", stats[n], stats[counts[-1]])
+            for n in counts[:-1]
+        ]
     elif len(loaded) == 2:
         picks = list(frames or [m.frames[-1] for m, _ in loaded])
         if len(picks) != 2:
@@ -158,28 +177,47 @@ def bn_shift_report(
         (ma, _), (mb, _) = loaded
         ia, ib = ma.select(picks[0]), mb.select(picks[1])
         name_a, name_b = (Path(p).parent.name or str(p) for p in checkpoints)
-        pairs = [(f"{name_a} ({ma.frames[ia]}F)", f"{name_b} ({mb.frames[ib]}F)",
-                  stored_stats(ma, ia), stored_stats(mb, ib))]  # fmt: skip
+        pairs = [
+            (
+                f"{name_a} ({ma.frames[ia]}F)",
+                f"{name_b} ({mb.frames[ib]}F)",
+                stored_stats(ma, ia),
+                stored_stats(mb, ib),
+            )
+        ]
     else:
         if len(model.frames) < 2 or not cfg.specialize_norm:
-            raise FanEdgeError(f"{checkpoints[0]} has one set of normalization statistics: pass "
-                               "a second checkpoint, or --live --frames 4 16 to measure it on "
-                               "data")  # fmt: skip
+            raise FanEdgeError(
+                f"{checkpoints[0]} has one set of normalization statistics: pass "
+                "a second checkpoint, or --live --frames 4 16 to measure it on "
+                "data"
+            )
         top = len(model.frames) - 1
         ref = stored_stats(model, top)
-        pairs = [(f"sub-network {model.frames[i]}F", f"sub-network {model.frames[top]}F",
-                  stored_stats(model, i), ref) for i in range(top)]  # fmt: skip
+        pairs = [
+            (
+                f"sub-network {model.frames[i]}F",
+                f"sub-network {model.frames[top]}F",
+                stored_stats(model, i),
+                ref,
+            )
+            for i in range(top)
+        ]
     comparisons = []
     for a, b, sa, sb in pairs:
         rows = compare(sa, sb)
         worst = max(rows, key=lambda r: r.sym_kl).layer
-        comparisons.append({
-            "a": a, "b": b, "layers": [r.__dict__ for r in rows], "summary": summary(rows),
-            "example_layer": worst,
-            "example_means": [sa[worst][0].tolist(), sb[worst][0].tolist()],
-        })  # fmt: skip
-    return {"checkpoints": [str(p) for p in checkpoints], "live": live,
-            "comparisons": comparisons}  # fmt: skip
+        comparisons.append(
+            {
+                "a": a,
+                "b": b,
+                "layers": [r.__dict__ for r in rows],
+                "summary": summary(rows),
+                "example_layer": worst,
+                "example_means": [sa[worst][0].tolist(), sb[worst][0].tolist()],
+            }
+        )
+    return {"checkpoints": [str(p) for p in checkpoints], "live": live, "comparisons": comparisons}
 
 
 def plot_bn_shift(report: dict, path) -> None:
@@ -196,8 +234,12 @@ def plot_bn_shift(report: dict, path) -> None:
     for c in report["comparisons"]:
         kl = [r["sym_kl"] for r in c["layers"]]
         left.plot(range(1, len(kl) + 1), kl, marker=".", label=f"{c['a']} vs {c['b']}")
-    left.set(xlabel="normalization layer (input to output)", ylabel="symmetric KL (mean over "
-             "channels)", title="normalization shift per layer", yscale="log")  # fmt: skip
+    left.set(
+        xlabel="normalization layer (input to output)",
+        ylabel="symmetric KL (mean over channels)",
+        title="normalization shift per layer",
+        yscale="log",
+    )
     left.legend(fontsize=7)
     first = report["comparisons"][0]
     for means, label in zip(first["example_means"], (first["a"], first["b"]), strict=True):

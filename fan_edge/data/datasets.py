@@ -80,15 +80,19 @@ class VideoCSV:
         if classes:
             self.classes = list(classes)
             if len(set(self.classes)) != len(self.classes):
-                raise FanEdgeError(f"{self.csv_path}: the class list names a class twice: list "
-                                   "each class once (classes.txt: one name a line)")  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.csv_path}: the class list names a class twice: list "
+                    "each class once (classes.txt: one name a line)"
+                )
         elif all(i is not None for i in indices):  # integer labels: indices, sorted numerically
             top = max(indices)
             if top >= MAX_CLASSES:
                 line = indices.index(top) + 2
-                raise FanEdgeError(f"{self.csv_path}:{line}: label {top} is not a class index "
-                                   f"(at most {MAX_CLASSES} classes): fix the label or list "
-                                   "the classes in classes.txt")  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.csv_path}:{line}: label {top} is not a class index "
+                    f"(at most {MAX_CLASSES} classes): fix the label or list "
+                    "the classes in classes.txt"
+                )
             self.classes = [str(i) for i in range(top + 1)]
         else:
             self.classes = sorted(set(names))
@@ -97,15 +101,19 @@ class VideoCSV:
         for line, (n, i) in enumerate(zip(names, indices, strict=True), 2):
             index = lookup.get(n, -1 if i is None else i)
             if not 0 <= index < len(self.classes):
-                raise FanEdgeError(f"{self.csv_path}:{line}: label {n!r} is not one of the "
-                                   f"{len(self.classes)} classes")  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.csv_path}:{line}: label {n!r} is not one of the "
+                    f"{len(self.classes)} classes"
+                )
             self.labels.append(index)
         missing = [(line, p) for line, p in enumerate(self.paths, 2) if not p.is_file()]
         if missing:  # now, not when an epoch reaches the row
             line, first = missing[0]
-            raise FanEdgeError(f"{self.csv_path}:{line}: no video {first} ({len(missing)} of "
-                               f"{len(rows)} listed files are missing): paths are relative to "
-                               "the CSV's folder")  # fmt: skip
+            raise FanEdgeError(
+                f"{self.csv_path}:{line}: no video {first} ({len(missing)} of "
+                f"{len(rows)} listed files are missing): paths are relative to "
+                "the CSV's folder"
+            )
         self._counts: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -149,15 +157,19 @@ class FrameFolderList:
                 )
             claimed, label = _count(parts[1]), _count(parts[2])
             if claimed is None or label is None:
-                raise FanEdgeError(f"{self.list_path}:{lineno}: num_frames and label must be "
-                                   f"non-negative integers, got {line!r}")  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.list_path}:{lineno}: num_frames and label must be "
+                    f"non-negative integers, got {line!r}"
+                )
             if claimed < 2:
                 from fan_edge.runtime.video.source import too_short
 
                 raise too_short(f"{self.list_path}:{lineno}: {parts[0]}", claimed)
             if label >= MAX_CLASSES:
-                raise FanEdgeError(f"{self.list_path}:{lineno}: label {label} is not a class "
-                                   f"index (at most {MAX_CLASSES} classes)")  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.list_path}:{lineno}: label {label} is not a class "
+                    f"index (at most {MAX_CLASSES} classes)"
+                )
             self.items.append((root / parts[0], claimed, label))
         if not self.items:
             raise FanEdgeError(f"{self.list_path} lists no videos")

@@ -46,6 +46,7 @@ def write_synthetic(
             w.writerow(["path", "label"])
             w.writerows(rows)
         (tmp / "classes.txt").write_text("\n".join(data.classes) + "\n")
-        write_json(tmp / MARKER, {"schema": SCHEMA, "num_videos": num_videos, "seed": seed,
-                                  "size": size})  # fmt: skip
+        write_json(
+            tmp / MARKER, {"schema": SCHEMA, "num_videos": num_videos, "seed": seed, "size": size}
+        )
     return out / "annotations.csv"

@@ -116,8 +116,9 @@ class SyntheticActions:
         shape = np.array([[1.0, 0.0], [-0.6, 0.7], [-0.2, 0.0], [-0.6, -0.7]]) * radius
         color = rng.uniform(140, 255, 3)
         bg = rng.uniform(0, 90, 3)
-        poses = [_pose(label, float(np.clip((t - start) / dur, 0, 1)), amp, turn)
-                 for t in range(length)]  # fmt: skip
+        poses = [
+            _pose(label, float(np.clip((t - start) / dur, 0, 1)), amp, turn) for t in range(length)
+        ]
         xs, ys = [p[0] for p in poses], [p[1] for p in poses]
         margin = 1.5 * radius
         cx = rng.uniform(margin - min(xs), s - margin - max(xs))

@@ -109,8 +109,9 @@ class SyntheticPairs:
         color_a = np.array([rng.uniform(200, 255), rng.uniform(60, 160), rng.uniform(0, 60)])
         color_b = np.array([rng.uniform(0, 60), rng.uniform(60, 200), rng.uniform(200, 255)])
         # a smooth texture twice the frame, panned slowly by the camera
-        texture = cv2.resize(rng.uniform(20, 110, (5, 5, 3)), (2 * s, 2 * s),
-                             interpolation=cv2.INTER_CUBIC)  # fmt: skip
+        texture = cv2.resize(
+            rng.uniform(20, 110, (5, 5, 3)), (2 * s, 2 * s), interpolation=cv2.INTER_CUBIC
+        )
         pan0 = rng.uniform(s / 4, 3 * s / 4, 2)
         pan_v = rng.uniform(-1, 1, 2) * (s / 4) / length
         move = _INTERACTIONS[CLASSES[label]]
@@ -125,8 +126,9 @@ class SyntheticPairs:
             ox, oy = (pan0 + pan_v * t).astype(int)
             img = texture[oy : oy + s, ox : ox + s].copy()
             for (x, y), color in zip(pts[t] + centre, (color_a, color_b), strict=True):
-                cv2.circle(img, (int(x * 16), int(y * 16)), int(radius * 16), color,
-                           -1, cv2.LINE_AA, 4)  # fmt: skip
+                cv2.circle(
+                    img, (int(x * 16), int(y * 16)), int(radius * 16), color, -1, cv2.LINE_AA, 4
+                )
             img += rng.normal(0, self.noise, img.shape)
             frames[t] = np.clip(img, 0, 255).astype(np.uint8)
         return frames

@@ -20,8 +20,9 @@ def count_frames(path: str | Path) -> int:
         return video.index.frames
 
 
-def read_video_frames(path: str | Path, indices: np.ndarray,
-                      short_side: int | None = None) -> np.ndarray:  # fmt: skip
+def read_video_frames(
+    path: str | Path, indices: np.ndarray, short_side: int | None = None
+) -> np.ndarray:
     """Frames at `indices` (any order, repeats allowed) as (n, H, W, 3) uint8 RGB, upright.
 
     Decodes by plan (the runtime's reader): only the frames that lead to the wanted ones.
@@ -49,8 +50,9 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_image_frames(files: list[Path], indices: np.ndarray,
-                      short_side: int | None = None) -> np.ndarray:  # fmt: skip
+def read_image_frames(
+    files: list[Path], indices: np.ndarray, short_side: int | None = None
+) -> np.ndarray:
     """Images `files[i]` for i in `indices`, as (n, H, W, 3) uint8 RGB; `short_side`: each
     resized as it is read (as `transforms.resize_short` does)."""
     out, shapes = [], set()
@@ -74,5 +76,12 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> None
     from fan_edge.runtime.video.clips import encode
 
     h, w = frames.shape[1:3]
-    encode(path, frames, w, h, fps=round(fps), gop=250,
-           pix_fmt="yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p")  # fmt: skip
+    encode(
+        path,
+        frames,
+        w,
+        h,
+        fps=round(fps),
+        gop=250,
+        pix_fmt="yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p",
+    )

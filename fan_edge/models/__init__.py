@@ -20,8 +20,7 @@ def build_model(cfg: ModelConfig) -> FrameAdaptiveNet:
     """Build the backbone named by `cfg.arch` with its own arguments (`cfg.backbone`) and
     convert it into a FAN over `cfg.frames`."""
     cfg = resolve(cfg)
-    backbone = BACKBONES[cfg.arch](num_classes=cfg.num_classes, dropout=cfg.dropout,
-                                   **cfg.backbone)  # fmt: skip
+    backbone = BACKBONES[cfg.arch](num_classes=cfg.num_classes, dropout=cfg.dropout, **cfg.backbone)
     return convert_to_fan(
         backbone,
         cfg.frames,

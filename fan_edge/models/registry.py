@@ -23,8 +23,9 @@ BACKBONES: dict[str, Callable] = {}
 ARGS: dict[str, type | None] = {}  # backbone -> the dataclass of its own arguments
 
 
-def register_backbone(name: str | None = None, *, presets: dict[str, dict] | None = None,
-                      args: type | None = None) -> Callable:  # fmt: skip
+def register_backbone(
+    name: str | None = None, *, presets: dict[str, dict] | None = None, args: type | None = None
+) -> Callable:
     """Decorator: register a builder under `name` (default: its function name), its own
     arguments' dataclass `args`, and each of `presets` (name -> ModelConfig fields, the
     backbone's arguments under "backbone") for `fan-edge train --preset`."""
@@ -56,20 +57,25 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
     import fan_edge.models  # noqa: F401  (the built-in backbones register themselves)
 
     if cfg.arch not in BACKBONES:
-        raise FanEdgeError(f"arch must be one of the registered backbones "
-                           f"({', '.join(BACKBONES)}), got {cfg.arch!r} (a backbone of your "
-                           "own: import its file first)")  # fmt: skip
+        raise FanEdgeError(
+            f"arch must be one of the registered backbones "
+            f"({', '.join(BACKBONES)}), got {cfg.arch!r} (a backbone of your "
+            "own: import its file first)"
+        )
     spec = ARGS[cfg.arch]
     if spec is None:
         if cfg.backbone:
-            raise FanEdgeError(f"backbone: {cfg.arch} takes no arguments of its own, got "
-                               f"{', '.join(cfg.backbone)}")  # fmt: skip
+            raise FanEdgeError(
+                f"backbone: {cfg.arch} takes no arguments of its own, got {', '.join(cfg.backbone)}"
+            )
         return cfg
     known = {f.name for f in dataclasses.fields(spec)}
     unknown = sorted(set(cfg.backbone) - known)
     if unknown:
-        raise FanEdgeError(f"backbone: {cfg.arch} has no argument {unknown[0]!r} (it takes "
-                           f"{', '.join(sorted(known))})")  # fmt: skip
+        raise FanEdgeError(
+            f"backbone: {cfg.arch} has no argument {unknown[0]!r} (it takes "
+            f"{', '.join(sorted(known))})"
+        )
     try:
         args = spec(**cfg.backbone)
     except FanEdgeError as e:

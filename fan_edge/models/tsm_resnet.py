@@ -101,9 +101,11 @@ class TSMResNet(nn.Module):
         widths = [max(8, round(64 * width * 2**i)) for i in range(4)]
         if stem == "imagenet":
             self.stem = nn.Sequential(
-                _conv(3, widths[0], 7, 2), norm_layer(widths[0]), nn.ReLU(inplace=True),
+                _conv(3, widths[0], 7, 2),
+                norm_layer(widths[0]),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, stride=2, padding=1),
-            )  # fmt: skip
+            )
         elif stem == "small":
             self.stem = nn.Sequential(
                 _conv(3, widths[0], 3, 2), norm_layer(widths[0]), nn.ReLU(inplace=True)
@@ -166,14 +168,20 @@ class ResNetArgs:
         c.integer("shift_div", 2, 256)
 
 
-@register_backbone(args=ResNetArgs, presets={
-    "tiny": dict(input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small")),
-    "r18": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet"))})  # fmt: skip
+@register_backbone(
+    args=ResNetArgs,
+    presets={
+        "tiny": dict(input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small")),
+        "r18": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet")),
+    },
+)
 def tsm_resnet18(**kwargs) -> TSMResNet:
     return TSMResNet(block=BasicBlock, layers=(2, 2, 2, 2), **kwargs)
 
 
-@register_backbone(args=ResNetArgs, presets={
-    "r50": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet"))})  # fmt: skip
+@register_backbone(
+    args=ResNetArgs,
+    presets={"r50": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet"))},
+)
 def tsm_resnet50(**kwargs) -> TSMResNet:
     return TSMResNet(block=Bottleneck, layers=(3, 4, 6, 3), **kwargs)

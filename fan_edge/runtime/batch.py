@@ -18,8 +18,21 @@ from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path
 from fan_edge.runtime.predictor import Prediction, Predictor
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts",
-                  ".gif", ".wmv", ".flv", ".3gp")  # fmt: skip
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".avi",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".gif",
+    ".wmv",
+    ".flv",
+    ".3gp",
+)
 OUTPUT_SUFFIXES = (".jsonl", ".json", ".csv")
 FORMATS = f"{', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]}"
 
@@ -44,17 +57,26 @@ def expand_inputs(paths: list[Path]) -> list[str]:
         if p.is_dir() and not any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()):
             videos = sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
             if not videos:
-                raise FanEdgeError(f"{p} holds no videos ({', '.join(VIDEO_SUFFIXES)}) and no "
-                                   "frames: give video files or a folder of frames")  # fmt: skip
+                raise FanEdgeError(
+                    f"{p} holds no videos ({', '.join(VIDEO_SUFFIXES)}) and no "
+                    "frames: give video files or a folder of frames"
+                )
             out += [str(v) for v in videos]
         else:
             out.append(str(p))
     return out
 
 
-def predict_many(predictor: Predictor, inputs: list[str], *, jobs: int = 2, budget=None,
-                 frames: int | None = None, top_k: int = 5,
-                 allow_over_budget: bool = False) -> Iterator[Outcome]:  # fmt: skip
+def predict_many(
+    predictor: Predictor,
+    inputs: list[str],
+    *,
+    jobs: int = 2,
+    budget=None,
+    frames: int | None = None,
+    top_k: int = 5,
+    allow_over_budget: bool = False,
+) -> Iterator[Outcome]:
     """Outcomes in input order; `jobs` threads read ahead (at most 2 x jobs clips held)."""
     if jobs < 1:
         raise FanEdgeError(f"--jobs must be at least 1, got {jobs}")
@@ -94,15 +116,34 @@ def write_outcomes(path: Path, outcomes: list[Outcome]) -> None:
         text = json.dumps(rows, indent=2) + "\n"
     else:
         buf = io.StringIO()
-        cols = ["input", "label", "prob", "frames", "trained_frames", "input_frames",
-                "decoded_frames", "index_ms", "decode_ms", "preprocess_ms", "infer_ms",
-                "total_ms", "predicted_total_ms", "backend", "reason", "error"]  # fmt: skip
+        cols = [
+            "input",
+            "label",
+            "prob",
+            "frames",
+            "trained_frames",
+            "input_frames",
+            "decoded_frames",
+            "index_ms",
+            "decode_ms",
+            "preprocess_ms",
+            "infer_ms",
+            "total_ms",
+            "predicted_total_ms",
+            "backend",
+            "reason",
+            "error",
+        ]
         w = csv.DictWriter(buf, cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             if not r["error"]:
-                r = {**r, "label": r["labels"][0], "prob": f"{r['probs'][0]:.4f}",
-                     "predicted_total_ms": (r["predicted"] or {}).get("total_ms", "")}  # fmt: skip
+                r = {
+                    **r,
+                    "label": r["labels"][0],
+                    "prob": f"{r['probs'][0]:.4f}",
+                    "predicted_total_ms": (r["predicted"] or {}).get("total_ms", ""),
+                }
             w.writerow({k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()})
         text = buf.getvalue()
     with atomic_path(path) as tmp:

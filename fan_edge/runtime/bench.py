@@ -24,8 +24,12 @@ from fan_edge.runtime.profile import (
 
 def _stats(ms: list[float]) -> dict:
     a = np.asarray(ms)
-    return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
-            "p99_ms": float(np.percentile(a, 99)), "runs": len(ms)}  # fmt: skip
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "runs": len(ms),
+    }
 
 
 # Clips the decode cost is fitted on: 5 s at 30 fps, a keyframe every 30 frames or only one.
@@ -34,23 +38,39 @@ DECODE_GOPS = (30, 150)
 DECODE_FRAMES = 150
 
 
-def bench_decode(codecs: tuple[str, ...], short_side: int, counts: tuple[int, ...], *,
-                 sizes=DECODE_SIZES, repeats: int = 5, progress=None) -> dict:  # fmt: skip
+def bench_decode(
+    codecs: tuple[str, ...],
+    short_side: int,
+    counts: tuple[int, ...],
+    *,
+    sizes=DECODE_SIZES,
+    repeats: int = 5,
+    progress=None,
+) -> dict:
     """Fit each codec's read cost (see decode_cost.py) on generated clips; images too."""
     from fan_edge.data.transforms import center_crop, normalize
     from fan_edge.runtime.decode_cost import FEATURES, features, fit
     from fan_edge.runtime.video import open_video
     from fan_edge.runtime.video.clips import ENCODERS, write_clip
 
-    task = progress.add_task("decode", total=len(codecs) * len(sizes) * len(DECODE_GOPS)) \
-        if progress else None  # fmt: skip
+    task = (
+        progress.add_task("decode", total=len(codecs) * len(sizes) * len(DECODE_GOPS))
+        if progress
+        else None
+    )
     models, errors, pre = {}, {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for codec in codecs:
             rows, ms = [], []
             for (w, h), gop in ((s, g) for s in sizes for g in DECODE_GOPS):
-                path = write_clip(Path(tmp) / f"{codec}_{w}_{gop}{ENCODERS[codec][1]}",
-                                  DECODE_FRAMES, w, h, codec=codec, gop=gop)  # fmt: skip
+                path = write_clip(
+                    Path(tmp) / f"{codec}_{w}_{gop}{ENCODERS[codec][1]}",
+                    DECODE_FRAMES,
+                    w,
+                    h,
+                    codec=codec,
+                    gop=gop,
+                )
                 for n in counts:
                     times = []
                     for _ in range(repeats):
@@ -68,24 +88,44 @@ def bench_decode(codecs: tuple[str, ...], short_side: int, counts: tuple[int, ..
             models[codec] = fit(rows, ms)
             predicted = np.asarray(rows) @ np.asarray(models[codec])
             errors[codec] = float(np.max(np.abs(predicted - ms) / np.asarray(ms)))
-    return {"features": list(FEATURES), "codecs": models, "fit_max_rel_error": errors,
-            "preprocess_ms_per_frame": float(np.median(pre)), "short_side": short_side,
-            "clips": {"sizes": [list(s) for s in sizes], "gops": list(DECODE_GOPS),
-                      "frames": DECODE_FRAMES, "counts": list(counts)}}  # fmt: skip
+    return {
+        "features": list(FEATURES),
+        "codecs": models,
+        "fit_max_rel_error": errors,
+        "preprocess_ms_per_frame": float(np.median(pre)),
+        "short_side": short_side,
+        "clips": {
+            "sizes": [list(s) for s in sizes],
+            "gops": list(DECODE_GOPS),
+            "frames": DECODE_FRAMES,
+            "counts": list(counts),
+        },
+    }
 
 
-def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: int = 20,
-          warmup: int = 3, video: Path | None = None, save: bool = True,
-          codecs: tuple[str, ...] = ("h264",), decode_sizes=DECODE_SIZES,
-          threads: int | None = None, progress=None) -> dict:  # fmt: skip
+def bench(
+    bundle: str | Path,
+    *,
+    backend: str = "auto",
+    batch: int = 1,
+    iters: int = 20,
+    warmup: int = 3,
+    video: Path | None = None,
+    save: bool = True,
+    codecs: tuple[str, ...] = ("h264",),
+    decode_sizes=DECODE_SIZES,
+    threads: int | None = None,
+    progress=None,
+) -> dict:
     """Time every sub-network; returns the profile (and writes it into the bundle, under
     its device, backend, precision, batch, threads and input size)."""
     from fan_edge.runtime.video.clips import ENCODERS
 
     unknown = [c for c in codecs if c not in ENCODERS]
     if unknown:  # before minutes of timing, not after
-        raise FanEdgeError(f"cannot bench decoding of {', '.join(unknown)}: codecs are "
-                           f"{', '.join(ENCODERS)}")  # fmt: skip
+        raise FanEdgeError(
+            f"cannot bench decoding of {', '.join(unknown)}: codecs are {', '.join(ENCODERS)}"
+        )
     pred = Predictor(bundle, backend=backend, threads=threads)
     if save:
         check_profiles_writable(pred.bundle)  # a damaged or read-only file: before the timing
@@ -97,11 +137,16 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
             from fan_edge.data.video import write_video
 
             video = Path(tmp) / "bench.mp4"
-            write_video(video, SyntheticActions(1, seed=0, size=size, min_frames=48,
-                                                max_frames=48).render(0))  # fmt: skip
+            write_video(
+                video,
+                SyntheticActions(1, seed=0, size=size, min_frames=48, max_frames=48).render(0),
+            )
         results = {}
-        task = progress.add_task("bench", total=len(pred.bundle.subnetworks) * (iters + warmup)) \
-            if progress else None  # fmt: skip
+        task = (
+            progress.add_task("bench", total=len(pred.bundle.subnetworks) * (iters + warmup))
+            if progress
+            else None
+        )
         for s in pred.bundle.subnetworks:
             x = rng.standard_normal((batch, s.frames, 3, size, size), dtype=np.float32)
             infer, total = [], []
@@ -125,8 +170,11 @@ def bench(bundle: str | Path, *, backend: str = "auto", batch: int = 1, iters: i
                 "gflops": s.gflops,
             }
     counts = tuple(sorted({2, 4, 8, 16} | {s.frames for s in pred.bundle.subnetworks}))
-    decode = bench_decode(tuple(codecs), size, counts, sizes=decode_sizes,
-                          progress=progress) if codecs else None  # fmt: skip
+    decode = (
+        bench_decode(tuple(codecs), size, counts, sizes=decode_sizes, progress=progress)
+        if codecs
+        else None
+    )
     profile = {
         "device": device_name(pred.backend_name),
         "backend": pred.backend_name,

@@ -9,10 +9,16 @@ from fan_edge.errors import FanEdgeError
 
 # unit -> (kind, factor to the kind's base unit: GFLOPs, milliseconds, frames)
 UNITS: dict[str, tuple[str, float]] = {
-    "tflops": ("gflops", 1e3), "gflops": ("gflops", 1.0), "gflop": ("gflops", 1.0),
-    "mflops": ("gflops", 1e-3), "s": ("latency", 1e3), "ms": ("latency", 1.0),
-    "us": ("latency", 1e-3), "frames": ("frames", 1.0), "frame": ("frames", 1.0),
-}  # fmt: skip
+    "tflops": ("gflops", 1e3),
+    "gflops": ("gflops", 1.0),
+    "gflop": ("gflops", 1.0),
+    "mflops": ("gflops", 1e-3),
+    "s": ("latency", 1e3),
+    "ms": ("latency", 1.0),
+    "us": ("latency", 1e-3),
+    "frames": ("frames", 1.0),
+    "frame": ("frames", 1.0),
+}
 FORMS = "20gflops, 20GFLOPs, 15ms, 0.015s or 8frames"
 _NUMBER_UNIT = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?)\s*([a-zA-Z]+)\s*$")
 
@@ -40,8 +46,9 @@ def parse_budget(text: str) -> Budget:
     if value <= 0:
         raise FanEdgeError(f"budget {text!r} must be greater than 0, e.g. {FORMS}")
     if kind == "frames" and (value < 1 or value != int(value)):
-        raise FanEdgeError(f"budget {text!r}: a frame count must be a whole number >= 1, "
-                           "e.g. 8frames")  # fmt: skip
+        raise FanEdgeError(
+            f"budget {text!r}: a frame count must be a whole number >= 1, e.g. 8frames"
+        )
     return Budget(kind, value)
 
 
@@ -99,6 +106,8 @@ def choose_subnetwork(
         return Choice(best, f"largest within {budget}: {at(best)}")
     cheapest = min(subs, key=lambda s: (cost[s.frames], s.frames))
     if not allow_over_budget:
-        raise FanEdgeError(f"nothing fits {budget}: the cheapest sub-network is {at(cheapest)}; "
-                           "raise the budget or pass --allow-over-budget")  # fmt: skip
+        raise FanEdgeError(
+            f"nothing fits {budget}: the cheapest sub-network is {at(cheapest)}; "
+            "raise the budget or pass --allow-over-budget"
+        )
     return Choice(cheapest, f"over budget {budget}: cheapest is {at(cheapest)}", over_budget=True)

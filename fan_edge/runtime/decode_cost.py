@@ -15,8 +15,7 @@ import numpy as np
 
 from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex
 
-FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "critical_mb", "decoded_mb",
-            "sampled_mpx")  # fmt: skip
+FEATURES = ("clip", "seeks", "decoded", "decoded_mpx", "critical_mb", "decoded_mb", "sampled_mpx")
 REFERENCE_CODEC = "h264"  # used, and named as assumed, for a codec the profile lacks
 
 
@@ -28,8 +27,15 @@ def features(index: StreamIndex, plan: Plan) -> list[float]:
         return sum(sum(index.sizes[a : b + 1]) for a, b in runs) / 1e6 if index.sizes else 0.0
 
     critical = max(plan.split(DECODE_THREADS), key=mb)
-    return [1.0, float(plan.seeks), float(plan.decoded), plan.decoded * mpx, mb(critical),
-            mb(plan.runs), len(set(plan.indices)) * mpx]
+    return [
+        1.0,
+        float(plan.seeks),
+        float(plan.decoded),
+        plan.decoded * mpx,
+        mb(critical),
+        mb(plan.runs),
+        len(set(plan.indices)) * mpx,
+    ]
 
 
 def fit(rows: list[list[float]], ms: list[float]) -> list[float]:

@@ -72,10 +72,14 @@ def fold_alterations(model) -> int:
             if _attr(dw, "group", 1) != w.dims[0]:
                 continue  # not depthwise
             users = consumers.get(add.output[0], [])
-            if not users or any(u.op_type != "Conv" or u.input[0] != add.output[0]
-                                or u.input[1] not in inits or _attr(u, "group", 1) != 1
-                                or list(inits[u.input[1]].dims)[1:2] != [w.dims[0]]
-                                for u in users):  # fmt: skip
+            if not users or any(
+                u.op_type != "Conv"
+                or u.input[0] != add.output[0]
+                or u.input[1] not in inits
+                or _attr(u, "group", 1) != 1
+                or list(inits[u.input[1]].dims)[1:2] != [w.dims[0]]
+                for u in users
+            ):
                 continue
             scale = 1.0 + numpy_helper.to_array(w).reshape(-1)
             for u in users:
@@ -141,8 +145,9 @@ def _check_optimized(before, after, version: str) -> None:
     import onnx
 
     why = None
-    odd = sorted({f"{n.domain}::{n.op_type}" for n in after.graph.node
-                  if n.domain not in STANDARD_DOMAINS})  # fmt: skip
+    odd = sorted(
+        {f"{n.domain}::{n.op_type}" for n in after.graph.node if n.domain not in STANDARD_DOMAINS}
+    )
     if odd:
         why = f"non-standard ops {', '.join(odd)}"
     elif _io(before) != _io(after):
@@ -150,8 +155,10 @@ def _check_optimized(before, after, version: str) -> None:
     elif any(t.data_location == onnx.TensorProto.EXTERNAL for t in after.graph.initializer):
         why = "external initializers"
     if why:
-        raise FanEdgeError(f"fold: ONNX Runtime {version}'s basic optimizer wrote {why}; "
-                           "export without --fold (the runtime fuses at load)")  # fmt: skip
+        raise FanEdgeError(
+            f"fold: ONNX Runtime {version}'s basic optimizer wrote {why}; "
+            "export without --fold (the runtime fuses at load)"
+        )
 
 
 def _io(model) -> list[tuple[str, bytes]]:

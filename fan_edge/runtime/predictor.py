@@ -70,8 +70,9 @@ class Predictor:
             raise FanEdgeError(f"budget_for must be one of {BUDGET_FOR}, got {self.budget_for!r}")
         if not isinstance(self.bundle, Bundle):
             self.bundle = Bundle(self.bundle)
-        self.engine = pick_backend(self.backend, self.bundle, share_weights=self.share_weights,
-                                   threads=self.threads)  # fmt: skip
+        self.engine = pick_backend(
+            self.backend, self.bundle, share_weights=self.share_weights, threads=self.threads
+        )
         if self.eager:
             for s in self.bundle.subnetworks:
                 self.session(s)
@@ -90,9 +91,13 @@ class Predictor:
             self._sessions[sub.frames] = self.engine.load(self.bundle, sub)
         return self._sessions[sub.frames]
 
-    def choose(self, budget: str | Budget | None = None, frames: int | None = None,
-               allow_over_budget: bool = False,
-               video: VideoSource | None = None) -> Choice:  # fmt: skip
+    def choose(
+        self,
+        budget: str | Budget | None = None,
+        frames: int | None = None,
+        allow_over_budget: bool = False,
+        video: VideoSource | None = None,
+    ) -> Choice:
         """Which graph runs: forced `frames`, else the budget's pick, else the largest.
 
         A latency budget covers the whole clip when `video` (an opened input) is given and
@@ -107,21 +112,28 @@ class Predictor:
             budget = parse_budget(budget)
         if budget.kind != "latency":
             return choose_subnetwork(self.bundle, budget, allow_over_budget=allow_over_budget)
-        latency = latency_for(self.bundle, self.engine.name, self.precision,
-                              threads=self.threads)  # batch 1
+        latency = latency_for(
+            self.bundle, self.engine.name, self.precision, threads=self.threads
+        )  # batch 1
         if video is None or self.budget_for == "network":
-            return choose_subnetwork(self.bundle, budget, latency_ms=latency,
-                                     allow_over_budget=allow_over_budget)  # fmt: skip
+            return choose_subnetwork(
+                self.bundle, budget, latency_ms=latency, allow_over_budget=allow_over_budget
+            )
         stages = self.predict_stages(video, latency)
         choice = choose_subnetwork(
-            self.bundle, budget, latency_ms={n: p["total_ms"] for n, p in stages.items()},
+            self.bundle,
+            budget,
+            latency_ms={n: p["total_ms"] for n, p in stages.items()},
             allow_over_budget=allow_over_budget,
-            explain={n: p["explain"] for n, p in stages.items()})  # fmt: skip
+            explain={n: p["explain"] for n, p in stages.items()},
+        )
         return replace(choice, predicted=stages[choice.subnetwork.frames])
 
     def predict_stages(self, video: VideoSource, latency: dict[int, float]) -> dict[int, dict]:
         """Predicted ms per stage of each sub-network on this clip, before decoding it."""
-        costs = decode_costs_for(self.bundle, self.engine.name, self.precision, threads=self.threads)
+        costs = decode_costs_for(
+            self.bundle, self.engine.name, self.precision, threads=self.threads
+        )
         out = {}
         for s in self.bundle.subnetworks:
             plan = video.plan(s.frames)
@@ -131,12 +143,16 @@ class Predictor:
             other = video.index_ms + pre
             total = decode + other + infer
             out[s.frames] = {
-                "index_ms": video.index_ms, "decode_ms": decode, "decoded_frames": plan.decoded,
-                "preprocess_ms": pre, "infer_ms": infer, "total_ms": total,
+                "index_ms": video.index_ms,
+                "decode_ms": decode,
+                "decoded_frames": plan.decoded,
+                "preprocess_ms": pre,
+                "infer_ms": infer,
+                "total_ms": total,
                 "explain": f"decode ~{decode:.0f} ms ({plan.decoded} frames"
-                           f"{'; ' + note if note else ''}) + infer ~{infer:.0f} ms + index and "
-                           f"preprocess ~{other:.0f} ms = ~{total:.0f} ms",
-            }  # fmt: skip
+                f"{'; ' + note if note else ''}) + infer ~{infer:.0f} ms + index and "
+                f"preprocess ~{other:.0f} ms = ~{total:.0f} ms",
+            }
         return out
 
     def logits(self, clip: np.ndarray, sub: Subnetwork) -> np.ndarray:
@@ -153,26 +169,37 @@ class Predictor:
         spec = self.bundle.input
         return eval_transform(frames, spec["size"], spec["mean"], spec["std"])[None]
 
-    def predict(self, video: str | Path, *, budget: str | Budget | None = None,
-                frames: int | None = None, top_k: int = 5,
-                allow_over_budget: bool = False) -> Prediction:  # fmt: skip
+    def predict(
+        self,
+        video: str | Path,
+        *,
+        budget: str | Budget | None = None,
+        frames: int | None = None,
+        top_k: int = 5,
+        allow_over_budget: bool = False,
+    ) -> Prediction:
         if top_k < 1:
             raise FanEdgeError(f"top-k must be at least 1, got {top_k}")
         return self.classify(*self.read_for(video, budget, frames, allow_over_budget), top_k)
 
     def read_for(
-        self, video: str | Path, budget: str | Budget | None = None, frames: int | None = None,
+        self,
+        video: str | Path,
+        budget: str | Budget | None = None,
+        frames: int | None = None,
         allow_over_budget: bool = False,
     ) -> tuple[np.ndarray, ClipRecord, Choice]:
         """Open `video`, choose the sub-network (pricing each plan), read its frames."""
         with open_video(video, self.decoder) as source:
             choice = self.choose(budget, frames, allow_over_budget, video=source)
-            raw, record = source.read(choice.subnetwork.frames,
-                                      short_side=self.bundle.input["size"])  # fmt: skip
+            raw, record = source.read(
+                choice.subnetwork.frames, short_side=self.bundle.input["size"]
+            )
         return raw, record, choice
 
-    def classify(self, raw: np.ndarray, record: ClipRecord, choice: Choice,
-                 top_k: int = 5) -> Prediction:  # fmt: skip
+    def classify(
+        self, raw: np.ndarray, record: ClipRecord, choice: Choice, top_k: int = 5
+    ) -> Prediction:
         """Preprocess and run frames already read for `choice` (the second half of predict)."""
         sub = choice.subnetwork
         t0 = time.perf_counter()
@@ -186,11 +213,28 @@ class Predictor:
         p /= p.sum()
         top = np.argsort(-p)[:top_k]
         total = record.index_ms + record.decode_ms + preprocess_ms + infer_ms
-        predicted = None if choice.predicted is None else \
-            {k: v for k, v in choice.predicted.items() if k != "explain"}  # fmt: skip
+        predicted = (
+            None
+            if choice.predicted is None
+            else {k: v for k, v in choice.predicted.items() if k != "explain"}
+        )
         return Prediction(
-            record.source, [self.bundle.classes[i] for i in top], [float(p[i]) for i in top],
-            sub.frames, sub.trained_frames, sub.gflops, self.engine.name, choice.reason,
-            choice.over_budget, record.input_frames, record.index_ms, record.decode_ms,
-            record.decoded, preprocess_ms, infer_ms, total, predicted, record.to_dict(),
+            record.source,
+            [self.bundle.classes[i] for i in top],
+            [float(p[i]) for i in top],
+            sub.frames,
+            sub.trained_frames,
+            sub.gflops,
+            self.engine.name,
+            choice.reason,
+            choice.over_budget,
+            record.input_frames,
+            record.index_ms,
+            record.decode_ms,
+            record.decoded,
+            preprocess_ms,
+            infer_ms,
+            total,
+            predicted,
+            record.to_dict(),
         )

@@ -45,8 +45,12 @@ def device_name(backend: str) -> str:
     import subprocess
 
     if shutil.which("nvidia-smi"):
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)  # fmt: skip
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip().splitlines()[0]
     return "unknown GPU"
@@ -59,27 +63,45 @@ def default_threads() -> int:
     cores = set()
     for topology in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
         with contextlib.suppress(OSError):
-            cores.add(((topology / "physical_package_id").read_text().strip(),
-                       (topology / "core_id").read_text().strip()))  # fmt: skip
+            cores.add(
+                (
+                    (topology / "physical_package_id").read_text().strip(),
+                    (topology / "core_id").read_text().strip(),
+                )
+            )
     return len(cores) or os.cpu_count() or 1
 
 
-def profile_key(device: str, backend: str, precision: str = "fp32", *, batch: int = 1,
-                threads: int, size: int) -> str:  # fmt: skip
+def profile_key(
+    device: str, backend: str, precision: str = "fp32", *, batch: int = 1, threads: int, size: int
+) -> str:
     return f"{device} | {backend} | {precision} | batch {batch} | {threads} threads | {size} px"
 
 
 def key_of(profile: dict) -> str:
     """The key a profile is stored under: from its own fields."""
-    return profile_key(*(profile[k] for k in KEY_FIELDS[:3]),
-                       **{k: profile[k] for k in KEY_FIELDS[3:]})  # fmt: skip
+    return profile_key(
+        *(profile[k] for k in KEY_FIELDS[:3]), **{k: profile[k] for k in KEY_FIELDS[3:]}
+    )
 
 
-def this_key(bundle: Bundle, backend: str, precision: str = "fp32", *, batch: int = 1,
-             threads: int | None = None) -> str:  # fmt: skip
+def this_key(
+    bundle: Bundle,
+    backend: str,
+    precision: str = "fp32",
+    *,
+    batch: int = 1,
+    threads: int | None = None,
+) -> str:
     """The key of a profile measured here, with these settings (`threads` None: the default)."""
-    return profile_key(device_name(backend), backend, precision, batch=batch,
-                       threads=threads or default_threads(), size=bundle.input["size"])  # fmt: skip
+    return profile_key(
+        device_name(backend),
+        backend,
+        precision,
+        batch=batch,
+        threads=threads or default_threads(),
+        size=bundle.input["size"],
+    )
 
 
 def _check_stats(c: Fields, stats: dict, at: str) -> None:
@@ -92,8 +114,7 @@ def _check_stats(c: Fields, stats: dict, at: str) -> None:
 def _check_decode(c: Fields, decode: dict, at: str) -> None:
     features = c.items(decode, "features", at)
     if features != list(FEATURES):
-        c.fail(f"{at}.features", f"must be {', '.join(FEATURES)} (the cost model of this "
-                                 "fan-edge)")  # fmt: skip
+        c.fail(f"{at}.features", f"must be {', '.join(FEATURES)} (the cost model of this fan-edge)")
     codecs = c.mapping(decode, "codecs", at)
     if not codecs:
         c.fail(f"{at}.codecs", "is empty")
@@ -156,12 +177,16 @@ def _load(bundle: Bundle, *, old_ok: bool = False) -> dict:
     if type(version) is int and version == 1:
         if old_ok:
             return {}
-        raise FanEdgeError(f"{path} was written by an older fan-edge (its profiles do not say "
-                           "which batch, threads and input size they measured): re-run "
-                           f"`fan-edge bench {bundle.path}`")  # fmt: skip
+        raise FanEdgeError(
+            f"{path} was written by an older fan-edge (its profiles do not say "
+            "which batch, threads and input size they measured): re-run "
+            f"`fan-edge bench {bundle.path}`"
+        )
     if type(version) is int and version > PROFILE_VERSION:
-        raise FanEdgeError(f"{path} was written by a newer fan-edge (profile schema {version}): "
-                           f"upgrade fan-edge, or {FIX}")  # fmt: skip
+        raise FanEdgeError(
+            f"{path} was written by a newer fan-edge (profile schema {version}): "
+            f"upgrade fan-edge, or {FIX}"
+        )
     c.integer(doc, "schema_version", "", PROFILE_VERSION, PROFILE_VERSION)
     profiles = c.mapping(doc, "profiles")
     for key in profiles:
@@ -196,8 +221,14 @@ def write_profile(bundle: Bundle, profile: dict) -> Path:
     return path
 
 
-def profile_for(bundle: Bundle, backend: str, precision: str = "fp32", *, batch: int = 1,
-                threads: int | None = None) -> dict:  # fmt: skip
+def profile_for(
+    bundle: Bundle,
+    backend: str,
+    precision: str = "fp32",
+    *,
+    batch: int = 1,
+    threads: int | None = None,
+) -> dict:
     """The profile measured on this device with these settings, or a clear error."""
     profiles = read_profiles(bundle)
     key = this_key(bundle, backend, precision, batch=batch, threads=threads)
@@ -207,26 +238,38 @@ def profile_for(bundle: Bundle, backend: str, precision: str = "fp32", *, batch:
     command += f" --batch {batch}" if batch != 1 else ""
     if profiles:
         have = "; ".join(profiles)
-        raise FanEdgeError(f"no latency profile for [{key}] (the bundle has [{have}], measured "
-                           f"elsewhere or with other settings): run `{command}` on this "
-                           "device")  # fmt: skip
-    raise FanEdgeError(f"a latency budget needs a latency profile: run `{command}` once on "
-                       "this device")  # fmt: skip
+        raise FanEdgeError(
+            f"no latency profile for [{key}] (the bundle has [{have}], measured "
+            f"elsewhere or with other settings): run `{command}` on this "
+            "device"
+        )
+    raise FanEdgeError(
+        f"a latency budget needs a latency profile: run `{command}` once on this device"
+    )
 
 
-def latency_for(bundle: Bundle, backend: str, precision: str = "fp32", *, batch: int = 1,
-                threads: int | None = None) -> dict[int, float]:  # fmt: skip
+def latency_for(
+    bundle: Bundle,
+    backend: str,
+    precision: str = "fp32",
+    *,
+    batch: int = 1,
+    threads: int | None = None,
+) -> dict[int, float]:
     """p50 latency (ms) per frame count for this device and settings, or a clear error."""
     profile = profile_for(bundle, backend, precision, batch=batch, threads=threads)
     return {int(n): float(v["p50_ms"]) for n, v in profile["subnetworks"].items()}
 
 
-def decode_costs_for(bundle: Bundle, backend: str, precision: str = "fp32", *,
-                     threads: int | None = None) -> dict:  # fmt: skip
+def decode_costs_for(
+    bundle: Bundle, backend: str, precision: str = "fp32", *, threads: int | None = None
+) -> dict:
     """This device's decode cost models ({"codecs": {codec: coefficients}, ...})."""
     decode = profile_for(bundle, backend, precision, threads=threads).get("decode")
     if decode is None:
-        raise FanEdgeError(f"the latency profile of {bundle.path} has no decode costs (`fan-edge "
-                           f"bench --no-decode` made it): re-run `fan-edge bench {bundle.path} "
-                           f"--backend {backend}`, or pass --budget-for network")  # fmt: skip
+        raise FanEdgeError(
+            f"the latency profile of {bundle.path} has no decode costs (`fan-edge "
+            f"bench --no-decode` made it): re-run `fan-edge bench {bundle.path} "
+            f"--backend {backend}`, or pass --budget-for network"
+        )
     return decode

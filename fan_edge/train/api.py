@@ -16,17 +16,39 @@ def st_run_name(frames: int) -> str:
     return f"standard-{frames}"
 
 
-def train_from_options(*, out: Path, resume: bool | str = False, overwrite: bool = False,
-                       max_steps: int | None = None, validate: bool = True, quiet: bool = False,
-                       **options) -> dict:  # fmt: skip
+def train_from_options(
+    *,
+    out: Path,
+    resume: bool | str = False,
+    overwrite: bool = False,
+    max_steps: int | None = None,
+    validate: bool = True,
+    quiet: bool = False,
+    **options,
+) -> dict:
     """`train_run` on the default RunConfig with `options` (flat names, as the CLI's flags:
     mode=, frames=, lr=, data=, ...) changed."""
-    return train_run(RunConfig().replace(**options), out, resume=resume, overwrite=overwrite,
-                     max_steps=max_steps, validate=validate, quiet=quiet)  # fmt: skip
+    return train_run(
+        RunConfig().replace(**options),
+        out,
+        resume=resume,
+        overwrite=overwrite,
+        max_steps=max_steps,
+        validate=validate,
+        quiet=quiet,
+    )
 
 
-def train_run(cfg: RunConfig, out: Path, *, resume: bool | str = False, overwrite: bool = False,
-              max_steps: int | None = None, validate: bool = True, quiet: bool = False) -> dict:  # fmt: skip
+def train_run(
+    cfg: RunConfig,
+    out: Path,
+    *,
+    resume: bool | str = False,
+    overwrite: bool = False,
+    max_steps: int | None = None,
+    validate: bool = True,
+    quiet: bool = False,
+) -> dict:
     """Resolve the run's data and model, then train into `out`.
 
     Mode `st` trains one `standard` model per frame count into `out/standard-N/`.
@@ -42,13 +64,21 @@ def train_run(cfg: RunConfig, out: Path, *, resume: bool | str = False, overwrit
         counts = validate_frame_set(cfg.model.frames or (4, 8, 16))
         folders = {n: Path(out) / st_run_name(n) for n in counts}
         if resume is True and not any((f / "checkpoint.pt").exists() for f in folders.values()):
-            raise FanEdgeError(f"nothing to resume in {out} (no standard-N/checkpoint.pt): "
-                               "drop --resume to start a new run there")  # fmt: skip
+            raise FanEdgeError(
+                f"nothing to resume in {out} (no standard-N/checkpoint.pt): "
+                "drop --resume to start a new run there"
+            )
         runs = {}
         for n in counts:  # --resume: the counts not started yet start now
-            runs[n] = train_run(cfg.replace(mode="standard", frames=(n,)), folders[n],
-                                resume="auto" if resume else False, overwrite=overwrite,
-                                max_steps=max_steps, validate=validate, quiet=quiet)  # fmt: skip
+            runs[n] = train_run(
+                cfg.replace(mode="standard", frames=(n,)),
+                folders[n],
+                resume="auto" if resume else False,
+                overwrite=overwrite,
+                max_steps=max_steps,
+                validate=validate,
+                quiet=quiet,
+            )
         return {"runs": {str(n): r for n, r in runs.items()}}
     if mode not in MODES:
         raise FanEdgeError(f"unknown mode {mode!r}: choose one of {', '.join([*MODES, ST_MODE])}")
@@ -61,8 +91,9 @@ def train_run(cfg: RunConfig, out: Path, *, resume: bool | str = False, overwrit
     val_seed = seed + VAL_SEED_OFFSET
     val_src = open_source(val, size=size, seed=val_seed, num_videos=data.num_val) if val else None
     if val_src is not None and list(val_src.classes) != list(train_src.classes):
-        raise FanEdgeError("validation classes differ from training classes: "
-                           "give both sets the same labels")  # fmt: skip
+        raise FanEdgeError(
+            "validation classes differ from training classes: give both sets the same labels"
+        )
     model_cfg = preset(
         cfg.model.preset,
         num_classes=len(train_src.classes),
@@ -72,13 +103,28 @@ def train_run(cfg: RunConfig, out: Path, *, resume: bool | str = False, overwrit
     )
     # What the run was trained on, so that `eval` finds its validation data and `--resume`
     # with other data is refused.
-    spec = DataSpec(train=data.data, val=val, val_seed=val_seed, num_val=data.num_val,
-                    num_videos=len(train_src), classes=tuple(train_src.classes),
-                    train_sha256=_list_digest(data.data),
-                    val_sha256=_list_digest(val) if val else None)  # fmt: skip
-    return train(model_cfg, cfg.train, train_src, val_src if validate else None, out,
-                 data=spec, resume=resume, overwrite=overwrite, max_steps=max_steps,
-                 quiet=quiet)  # fmt: skip
+    spec = DataSpec(
+        train=data.data,
+        val=val,
+        val_seed=val_seed,
+        num_val=data.num_val,
+        num_videos=len(train_src),
+        classes=tuple(train_src.classes),
+        train_sha256=_list_digest(data.data),
+        val_sha256=_list_digest(val) if val else None,
+    )
+    return train(
+        model_cfg,
+        cfg.train,
+        train_src,
+        val_src if validate else None,
+        out,
+        data=spec,
+        resume=resume,
+        overwrite=overwrite,
+        max_steps=max_steps,
+        quiet=quiet,
+    )
 
 
 def _list_digest(spec: str) -> str | None:
@@ -98,8 +144,9 @@ def checkpoint_paths(paths: Path | list[Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(p.glob("checkpoint.pt")) or sorted(p.glob("*/checkpoint.pt"))
             if not found:
-                raise FanEdgeError(f"no checkpoint.pt in {p} or its sub-folders: "
-                                   "pass checkpoint files")  # fmt: skip
+                raise FanEdgeError(
+                    f"no checkpoint.pt in {p} or its sub-folders: pass checkpoint files"
+                )
             out += found
         else:
             out.append(p)
@@ -113,8 +160,13 @@ def validation_source(path: Path, ckpt: dict, data: str | None = None) -> tuple[
     data = data or spec.val
     if not data:
         raise FanEdgeError(f"{path} records no validation data: pass --data")
-    source = open_source(data, size=cfg.input_size, seed=spec.val_seed,
-                         num_videos=spec.num_val, classes=ckpt["classes"])  # fmt: skip
+    source = open_source(
+        data,
+        size=cfg.input_size,
+        seed=spec.val_seed,
+        num_videos=spec.num_val,
+        classes=ckpt["classes"],
+    )
     return data, source
 
 
@@ -142,9 +194,14 @@ def evaluate_checkpoint(
     for path, (_, other) in zip(paths[1:], loaded[1:], strict=True):
         o = ModelConfig.from_dict(other["model_config"])
         if other["classes"] != ckpt["classes"] or (o.input_size, o.mean, o.std) != (
-            cfg.input_size, cfg.mean, cfg.std):  # fmt: skip
-            raise FanEdgeError(f"{path} has other classes or input preprocessing than "
-                               f"{paths[0]}: evaluate models of one task together")  # fmt: skip
+            cfg.input_size,
+            cfg.mean,
+            cfg.std,
+        ):
+            raise FanEdgeError(
+                f"{path} has other classes or input preprocessing than "
+                f"{paths[0]}: evaluate models of one task together"
+            )
     data, source = validation_source(paths[0], ckpt, data)
     results = evaluate(models, source, frames, cfg, batch_size=batch_size, ensemble=ensemble)
     return {
@@ -154,7 +211,7 @@ def evaluate_checkpoint(
         "trained_frames": sorted({f for m in models for f in m.frames}),
         "mode": "ensemble"
         if ensemble
-        else "+".join(sorted({c["train_config"]["mode"] for _, c in loaded})),  # fmt: skip
+        else "+".join(sorted({c["train_config"]["mode"] for _, c in loaded})),
         "results": results,
     }
 
@@ -185,8 +242,13 @@ def model_costs(
     total = count_params(model)
     private = total - sum(p.numel() for p in model.shared_parameters())
     # the same network as one plain model: one frame count, no private layers
-    plain = count_params(build_model(dataclasses.replace(
-        cfg, frames=cfg.frames[-1:], specialize_norm=False, weight_alteration=False)))  # fmt: skip
+    plain = count_params(
+        build_model(
+            dataclasses.replace(
+                cfg, frames=cfg.frames[-1:], specialize_norm=False, weight_alteration=False
+            )
+        )
+    )
     return {
         "title": f"{title} at {size}x{size}",
         "subnets": [c.__dict__ for c in costs],

@@ -24,8 +24,14 @@ def save_checkpoint(path: str | Path, **content) -> None:
         torch.save({"format": FORMAT, "version": VERSION, **content}, tmp)
 
 
-def save_untrained(path: str | Path, cfg: ModelConfig, classes: list[str], *,
-                   seed: int = 0, data: dict | None = None) -> Path:  # fmt: skip
+def save_untrained(
+    path: str | Path,
+    cfg: ModelConfig,
+    classes: list[str],
+    *,
+    seed: int = 0,
+    data: dict | None = None,
+) -> Path:
     """An untrained checkpoint whose private layers differ per sub-network, as after training.
 
     For tests and for benchmarks of size, memory and speed, which do not depend on trained
@@ -43,9 +49,16 @@ def save_untrained(path: str | Path, cfg: ModelConfig, classes: list[str], *,
             elif t.dtype.is_floating_point and ("bn" in name or "alter" in name):
                 t.add_(0.05 * torch.randn_like(t))
     mode = "fan" if len(cfg.frames) > 1 else "standard"
-    save_checkpoint(path, model_config=cfg.to_dict(), train_config=TrainConfig(mode=mode).to_dict(),
-                    data=data, classes=list(classes), state_dict=model.state_dict(), epoch=0,
-                    metrics=[])  # fmt: skip
+    save_checkpoint(
+        path,
+        model_config=cfg.to_dict(),
+        train_config=TrainConfig(mode=mode).to_dict(),
+        data=data,
+        classes=list(classes),
+        state_dict=model.state_dict(),
+        epoch=0,
+        metrics=[],
+    )
     return Path(path)
 
 
@@ -65,14 +78,16 @@ def load_checkpoint(path: str | Path) -> dict:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if first.startswith("Weights only load failed"):  # torch's advice here is unsafe
             first = "it holds more than tensors and plain data (corrupt, or not from fan-edge)"
-        raise FanEdgeError(f"cannot load checkpoint {path}: {first}; pass a checkpoint "
-                           "written by `fan-edge train`") from None  # fmt: skip
+        raise FanEdgeError(
+            f"cannot load checkpoint {path}: {first}; pass a checkpoint written by `fan-edge train`"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FanEdgeError(f"{path} is not a fan-edge checkpoint (made by `fan-edge train`)")
     version = ckpt.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise FanEdgeError(f"{path}: version must be an integer >= 1, got {_show(version)}: "
-                           f"{DAMAGED}")  # fmt: skip
+        raise FanEdgeError(
+            f"{path}: version must be an integer >= 1, got {_show(version)}: {DAMAGED}"
+        )
     if version > VERSION:
         raise FanEdgeError(f"{path} has checkpoint version {version}; upgrade fan-edge")
     try:
@@ -90,14 +105,16 @@ def _check_content(ckpt: dict) -> None:
     try:
         cfg = resolve(ModelConfig.from_dict(ckpt["model_config"]))
     except FanEdgeError as e:
-        raise FanEdgeError(str(e) if str(e).startswith("model config") else
-                           f"model config: {e}") from None  # fmt: skip
+        raise FanEdgeError(
+            str(e) if str(e).startswith("model config") else f"model config: {e}"
+        ) from None
     classes = ckpt["classes"]
     if not isinstance(classes, list | tuple):
         raise FanEdgeError(f"classes must be a list of class names, got {_show(classes)}")
     if len(classes) != cfg.num_classes:
-        raise FanEdgeError(f"classes name {len(classes)} but the model config's num_classes "
-                           f"is {cfg.num_classes}")  # fmt: skip
+        raise FanEdgeError(
+            f"classes name {len(classes)} but the model config's num_classes is {cfg.num_classes}"
+        )
     for i, name in enumerate(classes):
         if not isinstance(name, str) or not name:
             raise FanEdgeError(f"classes[{i}] must be a non-empty string, got {_show(name)}")
@@ -120,8 +137,9 @@ def _check_content(ckpt: dict) -> None:
         raise FanEdgeError(f"state_dict must be a dict of tensors, got {_show(state)}")
     for key, t in state.items():
         if not isinstance(key, str) or not isinstance(t, torch.Tensor):
-            raise FanEdgeError(f"state_dict must map names to tensors, got {_show(key)}: "
-                               f"{type(t).__name__}")  # fmt: skip
+            raise FanEdgeError(
+                f"state_dict must map names to tensors, got {_show(key)}: {type(t).__name__}"
+            )
 
 
 def _show(v) -> str:
@@ -150,8 +168,9 @@ def load_model(path: str | Path) -> tuple[FrameAdaptiveNet, dict]:
         first = lines[1] if len(lines) > 1 else lines[0]  # [0]: "Error(s) in loading ..."
         if len(first) > 200:
             first = first[:197] + "..."
-        raise FanEdgeError(f"{path}: state_dict does not fit its model config ({first}): "
-                           f"{DAMAGED}") from None  # fmt: skip
+        raise FanEdgeError(
+            f"{path}: state_dict does not fit its model config ({first}): {DAMAGED}"
+        ) from None
     return model.eval(), ckpt
 
 
@@ -182,7 +201,9 @@ def init_from(model: FrameAdaptiveNet, path: str | Path) -> dict:
         else:
             skipped.append(key)
     if not loaded:
-        raise FanEdgeError(f"no tensor of {path} fits this model: initialise from a checkpoint "
-                           "of the same architecture and width")  # fmt: skip
+        raise FanEdgeError(
+            f"no tensor of {path} fits this model: initialise from a checkpoint "
+            "of the same architecture and width"
+        )
     model.load_state_dict(state)
     return {"loaded": loaded, "skipped": skipped}

@@ -7,7 +7,6 @@ writing a checkpoint that looks finished.
 """
 
 
-
 def chance_top1(num_classes: int) -> float:
     return 100.0 / num_classes
 
@@ -38,13 +37,17 @@ def plateau_warning(history: list[dict], num_classes: int) -> str | None:
             return None
         seen = f"validation top-1 {top1:.1f}% at {count}F, chance {chance_top1(num_classes):.1f}%"
         if not loss_flat:
-            return (f"validation is near chance after {len(history)} epochs ({seen}) although "
-                    f"the training loss fell from {first:.3f} to {last:.3f}: train longer "
-                    "(--epochs) and check that validation labels match training ones")  # fmt: skip
+            return (
+                f"validation is near chance after {len(history)} epochs ({seen}) although "
+                f"the training loss fell from {first:.3f} to {last:.3f}: train longer "
+                "(--epochs) and check that validation labels match training ones"
+            )
     elif not loss_flat:
         return None
     else:
         seen = "not validated"
-    return (f"still on the initial plateau after {len(history)} epochs ({seen}; loss "
-            f"{last:.3f}, first epoch {first:.3f}): train longer (--epochs), start from a "
-            "pretrained checkpoint (--init), or check that labels match the videos")  # fmt: skip
+    return (
+        f"still on the initial plateau after {len(history)} epochs ({seen}; loss "
+        f"{last:.3f}, first epoch {first:.3f}): train longer (--epochs), start from a "
+        "pretrained checkpoint (--init), or check that labels match the videos"
+    )

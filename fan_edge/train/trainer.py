@@ -33,8 +33,20 @@ from fan_edge.train.modes import MODES, StepContext
 from fan_edge.train.plateau import plateau_warning
 
 # Training options a resumed run must share with the run it continues (epochs may grow).
-RECIPE = ("mode", "batch_size", "lr", "momentum", "weight_decay", "kd_lambda",
-          "kd_warmup_epochs", "kd_gate", "distill", "rho", "seed", "init")  # fmt: skip
+RECIPE = (
+    "mode",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "kd_lambda",
+    "kd_warmup_epochs",
+    "kd_gate",
+    "distill",
+    "rho",
+    "seed",
+    "init",
+)
 FAN_ONLY = ("kd_lambda", "kd_warmup_epochs", "kd_gate", "distill")  # no students: nothing to distil
 
 
@@ -64,8 +76,10 @@ def check_mode(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
             f"{list(model_cfg.frames)}: pass --frames {example}"
         )
     if mode.plain and (model_cfg.specialize_norm or model_cfg.weight_alteration):
-        raise FanEdgeError(f"mode {train_cfg.mode!r} trains one plain network: build it "
-                           "without Specialized Normalization and Weight Alteration")  # fmt: skip
+        raise FanEdgeError(
+            f"mode {train_cfg.mode!r} trains one plain network: build it "
+            "without Specialized Normalization and Weight Alteration"
+        )
 
 
 @dataclass
@@ -106,8 +120,11 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 
 # What `train` does with a run folder that already holds a checkpoint.
-RESUME = {False: "refuse (a new run)", True: "continue it (it must exist)",
-          "auto": "continue it if it exists, else start"}  # fmt: skip
+RESUME = {
+    False: "refuse (a new run)",
+    True: "continue it (it must exist)",
+    "auto": "continue it if it exists, else start",
+}
 RUN_FILES = ("checkpoint.pt", "metrics.json")  # what a run owns: --overwrite removes these
 
 
@@ -141,73 +158,118 @@ def train(
         raise FanEdgeError(f"--max-steps must be >= 1, got {max_steps}")
     out_dir = Path(out_dir)
     env = setup_distributed()
-    with made_folder(out_dir, "run folder") if env.main else contextlib.nullcontext(), \
-            locked(out_dir, "training") if env.main else contextlib.nullcontext():  # fmt: skip
-        ckpt = _claim_run(out_dir, model_cfg, train_cfg, data, resume=resume,
-                          overwrite=overwrite and env.main)  # fmt: skip
-        return _train(model_cfg, train_cfg, train_source, val_source, out_dir, env, ckpt,
-                      data=data, max_steps=max_steps, quiet=quiet)  # fmt: skip
+    with (
+        made_folder(out_dir, "run folder") if env.main else contextlib.nullcontext(),
+        locked(out_dir, "training") if env.main else contextlib.nullcontext(),
+    ):
+        ckpt = _claim_run(
+            out_dir, model_cfg, train_cfg, data, resume=resume, overwrite=overwrite and env.main
+        )
+        return _train(
+            model_cfg,
+            train_cfg,
+            train_source,
+            val_source,
+            out_dir,
+            env,
+            ckpt,
+            data=data,
+            max_steps=max_steps,
+            quiet=quiet,
+        )
 
 
-def _claim_run(out_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
-               data: DataSpec | None, *, resume: bool | str,
-               overwrite: bool) -> dict | None:  # fmt: skip
+def _claim_run(
+    out_dir: Path,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: DataSpec | None,
+    *,
+    resume: bool | str,
+    overwrite: bool,
+) -> dict | None:
     """The checkpoint to continue (None: a new run), after checking it may be continued."""
     ckpt_path = out_dir / "checkpoint.pt"
     for name in RUN_FILES:  # before the first epoch, not after it
         check_output_file(out_dir / name, "run file")
-    if overwrite and train_cfg.init and Path(train_cfg.init).resolve() in \
-            {(out_dir / n).resolve() for n in RUN_FILES}:  # fmt: skip
-        raise FanEdgeError(f"--init {train_cfg.init} is the run --overwrite would replace: "
-                           "copy it elsewhere first, or choose another --out")  # fmt: skip
+    if (
+        overwrite
+        and train_cfg.init
+        and Path(train_cfg.init).resolve() in {(out_dir / n).resolve() for n in RUN_FILES}
+    ):
+        raise FanEdgeError(
+            f"--init {train_cfg.init} is the run --overwrite would replace: "
+            "copy it elsewhere first, or choose another --out"
+        )
     if not ckpt_path.exists():
         if resume is True:
-            raise FanEdgeError(f"nothing to resume in {out_dir} (no checkpoint.pt): drop "
-                               "--resume to start a new run there")  # fmt: skip
+            raise FanEdgeError(
+                f"nothing to resume in {out_dir} (no checkpoint.pt): drop "
+                "--resume to start a new run there"
+            )
         return None
     if overwrite:
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
         return None
     if not resume:
-        raise FanEdgeError(f"{out_dir} already holds a run: pass --resume to continue it, "
-                           "--overwrite to replace it, or choose another --out")  # fmt: skip
+        raise FanEdgeError(
+            f"{out_dir} already holds a run: pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
     ckpt = load_checkpoint(ckpt_path)
     # Compared as configs, not as stored dicts: a field added to a config since the run was
     # written takes its default on both sides, so a new option never blocks a resume.
     if resolve(ModelConfig.from_dict(ckpt["model_config"])) != resolve(model_cfg):
-        raise FanEdgeError(f"{ckpt_path} was trained with another model config; "
-                           "resume with the same options or choose a new --out")  # fmt: skip
+        raise FanEdgeError(
+            f"{ckpt_path} was trained with another model config; "
+            "resume with the same options or choose a new --out"
+        )
     try:
         old = TrainConfig.from_dict(ckpt["train_config"])
     except FanEdgeError as e:
-        raise FanEdgeError(f"{ckpt_path}: {e}; resume is not possible: choose a new --out")
+        raise FanEdgeError(f"{ckpt_path}: {e}; it cannot be resumed: choose a new --out") from None
     recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
     changed = [k for k in recipe if getattr(old, k) != getattr(train_cfg, k)]
     old_data = DataSpec.of(ckpt)
     if old_data is not None and data is not None:
         changed += [f"data ({k})" for k in old_data.differences(data)]
     if changed:
-        raise FanEdgeError(f"{ckpt_path} was trained with other {', '.join(changed)}; "
-                           "resume with the same options or choose a new --out")  # fmt: skip
+        raise FanEdgeError(
+            f"{ckpt_path} was trained with other {', '.join(changed)}; "
+            "resume with the same options or choose a new --out"
+        )
     return ckpt
 
 
-def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_source,
-           out_dir: Path, env: DistEnv, ckpt: dict | None, *, data: DataSpec | None,
-           max_steps: int | None, quiet: bool) -> dict:  # fmt: skip
+def _train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    train_source,
+    val_source,
+    out_dir: Path,
+    env: DistEnv,
+    ckpt: dict | None,
+    *,
+    data: DataSpec | None,
+    max_steps: int | None,
+    quiet: bool,
+) -> dict:
     ckpt_path = out_dir / "checkpoint.pt"
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
     if ckpt is None and train_cfg.init:
         report = init_from(model, train_cfg.init)
         if env.main and not quiet:
-            print(f"initialised {report['loaded']} tensors from {train_cfg.init}; "
-                  f"{len(report['skipped'])} keep their fresh init")  # fmt: skip
+            print(
+                f"initialised {report['loaded']} tensors from {train_cfg.init}; "
+                f"{len(report['skipped'])} keep their fresh init"
+            )
     model = model.to(env.device)
     gen_step = torch.Generator().manual_seed(train_cfg.seed + 7919 * env.rank)
-    ctx = StepContext(lam=train_cfg.kd_lambda, rho=train_cfg.rho, distill=train_cfg.distill,
-                      generator=gen_step)  # fmt: skip
+    ctx = StepContext(
+        lam=train_cfg.kd_lambda, rho=train_cfg.rho, distill=train_cfg.distill, generator=gen_step
+    )
     step_module = TrainStep(model, MODES[train_cfg.mode].step, ctx)
     gate = DistillationGate(model_cfg.num_classes, level=train_cfg.kd_gate)
     # Training cost as the paper counts it: frames through the network, whatever the mode.
@@ -221,23 +283,39 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
     if env.world > 1:
         step_module = DistributedDataParallel(step_module)
 
-    ds = ClipDataset(train_source, model_cfg.frames, model_cfg.input_size, model_cfg.mean,
-                     model_cfg.std, train=True, seed=train_cfg.seed)  # fmt: skip
+    ds = ClipDataset(
+        train_source,
+        model_cfg.frames,
+        model_cfg.input_size,
+        model_cfg.mean,
+        model_cfg.std,
+        train=True,
+        seed=train_cfg.seed,
+    )
     # The order of an epoch is a function of (seed, epoch) alone, so a resumed run reads the
     # same batches; `skip` drops those an interrupted epoch already trained on.
     sampler = ResumableSampler(ds, num_replicas=env.world, rank=env.rank, seed=train_cfg.seed)
     gen = torch.Generator().manual_seed(train_cfg.seed)  # worker seeds
-    loader = DataLoader(ds, batch_size=train_cfg.batch_size, sampler=sampler,
-                        num_workers=train_cfg.workers, drop_last=len(ds) >
-                        train_cfg.batch_size * env.world, generator=gen)  # fmt: skip
+    loader = DataLoader(
+        ds,
+        batch_size=train_cfg.batch_size,
+        sampler=sampler,
+        num_workers=train_cfg.workers,
+        drop_last=len(ds) > train_cfg.batch_size * env.world,
+        generator=gen,
+    )
     steps_per_epoch = len(loader)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": train_cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=train_cfg.lr, momentum=train_cfg.momentum, nesterov=True,
-    )  # fmt: skip
+        [
+            {"params": decay, "weight_decay": train_cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=train_cfg.lr,
+        momentum=train_cfg.momentum,
+        nesterov=True,
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(train_cfg, steps_per_epoch))
 
     history, start_epoch, partial = [], 0, None
@@ -254,8 +332,11 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
             _set_rng_state(ckpt["rng"], gen)
         partial = ckpt.get("partial_epoch")
         if env.main and not quiet:
-            where = f"step {partial['step']} of epoch {start_epoch + 1}" if partial \
-                else f"epoch {start_epoch}"  # fmt: skip
+            where = (
+                f"step {partial['step']} of epoch {start_epoch + 1}"
+                if partial
+                else f"epoch {start_epoch}"
+            )
             print(f"resuming {ckpt_path} after {where}")
 
     def save(epoch: int, partial_epoch: dict | None = None) -> None:
@@ -277,9 +358,15 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
         )
 
     classes = list(train_source.classes)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                        disable=quiet or not env.main, transient=True)  # fmt: skip
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        disable=quiet or not env.main,
+        transient=True,
+    )
     steps, stopped = 0, None
     with progress, stop_requests() as stop:
         for epoch in range(start_epoch, train_cfg.epochs):
@@ -289,18 +376,28 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
             sampler.skip = done * train_cfg.batch_size
             t0, loss_sum, seen, frames_seen[0] = time.time(), 0.0, 0, 0
             if partial:  # the interrupted epoch's sums so far
-                loss_sum, seen, frames_seen[0] = partial["loss_sum"], partial["seen"], \
-                    partial["frames_seen"]  # fmt: skip
+                loss_sum, seen, frames_seen[0] = (
+                    partial["loss_sum"],
+                    partial["seen"],
+                    partial["frames_seen"],
+                )
                 t0 -= partial["seconds"]
             partial = None
             epoch_start_gen = gen.get_state()  # iterating the loader draws from it
             model.train()
-            task = progress.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}",
-                                     total=steps_per_epoch, completed=done, info="")  # fmt: skip
+            task = progress.add_task(
+                f"epoch {epoch + 1}/{train_cfg.epochs}",
+                total=steps_per_epoch,
+                completed=done,
+                info="",
+            )
             for i, (clips, y) in enumerate(loader, start=done):
                 progress_epochs = epoch + i / steps_per_epoch
-                timed = min(1.0, progress_epochs / train_cfg.kd_warmup_epochs) \
-                    if train_cfg.kd_warmup_epochs > 0 else 1.0  # fmt: skip
+                timed = (
+                    min(1.0, progress_epochs / train_cfg.kd_warmup_epochs)
+                    if train_cfg.kd_warmup_epochs > 0
+                    else 1.0
+                )
                 ctx.ramp = min(timed, gate.ramp)
                 clips = [c.to(env.device, non_blocking=True) for c in clips]
                 y = y.to(env.device)
@@ -308,8 +405,9 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
                 if ctx.teacher_correct is not None:
                     gate.update(*_all_ranks(env, ctx.teacher_correct, len(y)))
                 if not torch.isfinite(loss):
-                    raise FanEdgeError(f"loss became {loss.item()} at epoch {epoch + 1}; "
-                                       "lower --lr")  # fmt: skip
+                    raise FanEdgeError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr"
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -321,39 +419,69 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_source, val_sou
                 halt = stop.signal or (max_steps is not None and steps >= max_steps)
                 if halt and i + 1 < steps_per_epoch:
                     if env.main:  # stopped inside the epoch: save where, to resume there
-                        save(epoch, {"step": i + 1, "loss_sum": loss_sum, "seen": seen,
-                                     "frames_seen": frames_seen[0],
-                                     "seconds": time.time() - t0})  # fmt: skip
-                    stopped = {"epoch": epoch + 1, "step": i + 1, "of": steps_per_epoch,
-                               "signal": stop.signal}  # fmt: skip
+                        save(
+                            epoch,
+                            {
+                                "step": i + 1,
+                                "loss_sum": loss_sum,
+                                "seen": seen,
+                                "frames_seen": frames_seen[0],
+                                "seconds": time.time() - t0,
+                            },
+                        )
+                    stopped = {
+                        "epoch": epoch + 1,
+                        "step": i + 1,
+                        "of": steps_per_epoch,
+                        "signal": stop.signal,
+                    }
                     break
             progress.remove_task(task)
             if stopped:
                 break
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
-                      "lr": sched.get_last_lr()[0], "seconds": time.time() - t0,
-                      "frames_seen": frames_seen[0] * env.world}  # fmt: skip
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(1, seen),
+                "lr": sched.get_last_lr()[0],
+                "seconds": time.time() - t0,
+                "frames_seen": frames_seen[0] * env.world,
+            }
             if train_cfg.mode == "fan" and train_cfg.distill:
                 record["distill_ramp"] = ctx.ramp
             if env.main:
                 if val_source is not None:
-                    val = evaluate(model, val_source, model.frames, model_cfg,
-                                   device=env.device, progress=progress)  # fmt: skip
+                    val = evaluate(
+                        model,
+                        val_source,
+                        model.frames,
+                        model_cfg,
+                        device=env.device,
+                        progress=progress,
+                    )
                     record["val"] = {str(n): r for n, r in val.items()}
                 history.append(record)
                 epoch_start_gen = gen.get_state()  # the next epoch starts from here
                 save(epoch + 1)
-                write_json(out_dir / "metrics.json", {"model_config": model_cfg.to_dict(),
-                           "train_config": train_cfg.to_dict(),
-                           "data": data.to_dict() if data else None,
-                           "epochs": history})  # fmt: skip
+                write_json(
+                    out_dir / "metrics.json",
+                    {
+                        "model_config": model_cfg.to_dict(),
+                        "train_config": train_cfg.to_dict(),
+                        "data": data.to_dict() if data else None,
+                        "epochs": history,
+                    },
+                )
                 if not quiet:
                     progress.console.print(_epoch_line(record))
             if env.world > 1:
                 dist.barrier()
             if stop.signal and epoch + 1 < train_cfg.epochs:
-                stopped = {"epoch": epoch + 1, "step": steps_per_epoch, "of": steps_per_epoch,
-                           "signal": stop.signal}  # fmt: skip
+                stopped = {
+                    "epoch": epoch + 1,
+                    "step": steps_per_epoch,
+                    "of": steps_per_epoch,
+                    "signal": stop.signal,
+                }
             if stopped or (max_steps is not None and steps >= max_steps):
                 break
     if env.world > 1:

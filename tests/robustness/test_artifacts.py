@@ -56,18 +56,38 @@ def _one_line_error(fn, match: str, *also: str) -> str:
 def _profile(size: int = 32, latency=None, **fields) -> dict:
     """A profile as `bench` writes it: this device, ort-cpu, batch 1, default threads."""
     latency = latency or {4: 1.0, 8: 2.0, 16: 4.0}
-    stats = {str(n): {"p50_ms": ms, "p90_ms": ms * 1.1, "p99_ms": ms * 1.2, "runs": 20,
-                      "clips_per_s": 1e3 / ms, "frames_per_s": n * 1e3 / ms, "gflops": 0.01,
-                      "with_decode": {"p50_ms": ms + 1, "p90_ms": ms + 2, "p99_ms": ms + 3,
-                                      "runs": 20}}
-             for n, ms in latency.items()}  # fmt: skip
-    return {"device": device_name("ort-cpu"), "backend": "ort-cpu", "precision": "fp32",
-            "batch": 1, "threads": default_threads(), "size": size, "peak_rss_mb": 100.0,
-            "measured": "2025-01-01T00:00:00", "subnetworks": stats,
-            "decode": {"features": list(FEATURES), "codecs": {"h264": [0.5] * len(FEATURES)},
-                       "fit_max_rel_error": {"h264": 0.1}, "preprocess_ms_per_frame": 0.01,
-                       "short_side": size},
-            **fields}  # fmt: skip
+    stats = {
+        str(n): {
+            "p50_ms": ms,
+            "p90_ms": ms * 1.1,
+            "p99_ms": ms * 1.2,
+            "runs": 20,
+            "clips_per_s": 1e3 / ms,
+            "frames_per_s": n * 1e3 / ms,
+            "gflops": 0.01,
+            "with_decode": {"p50_ms": ms + 1, "p90_ms": ms + 2, "p99_ms": ms + 3, "runs": 20},
+        }
+        for n, ms in latency.items()
+    }
+    return {
+        "device": device_name("ort-cpu"),
+        "backend": "ort-cpu",
+        "precision": "fp32",
+        "batch": 1,
+        "threads": default_threads(),
+        "size": size,
+        "peak_rss_mb": 100.0,
+        "measured": "2025-01-01T00:00:00",
+        "subnetworks": stats,
+        "decode": {
+            "features": list(FEATURES),
+            "codecs": {"h264": [0.5] * len(FEATURES)},
+            "fit_max_rel_error": {"h264": 0.1},
+            "preprocess_ms_per_frame": 0.01,
+            "short_side": size,
+        },
+        **fields,
+    }
 
 
 def _profile_doc(*profiles: dict) -> dict:
@@ -136,8 +156,11 @@ MANIFEST_CASES = [
     ("frames repeated", _repeat_frames, "repeat a frame count"),
     ("frames do not match the graph", _set("subnetworks/0/frames", 5), "takes .* frames 5"),
     ("trained_frames zero", _set("subnetworks/0/trained_frames", 0), "trained_frames"),
-    ("trained_frames of another sub-network", _set("subnetworks/0/trained_frames", 8),
-     r"subnetworks\[0\].trained_frames must be 4 \(.*serving 4 frames"),
+    (
+        "trained_frames of another sub-network",
+        _set("subnetworks/0/trained_frames", 8),
+        r"subnetworks\[0\].trained_frames must be 4 \(.*serving 4 frames",
+    ),
     ("model trained_frames missing", _delete("model/trained_frames"), "model.trained_frames"),
     ("model trained_frames repeated", _set("model/trained_frames", [4, 4, 16]), "repeat"),
     ("params zero", _set("subnetworks/0/params", 0), "params"),
@@ -163,27 +186,32 @@ MANIFEST_CASES = [
     ("color BGR", _set("input/color", "BGR"), "input.color"),
     ("sampling another", _set("input/sampling", "random"), "input.sampling"),
     ("input not an object", _set("input", 32), "input"),
-    ("file bytes negative", _set("files/weights.bin", {"bytes": -1, "sha256": "0" * 64}),
-     "bytes"),
-    ("file sha256 not hex", _set("files/weights.bin", {"bytes": 1, "sha256": "x" * 64}),
-     "sha256"),
+    ("file bytes negative", _set("files/weights.bin", {"bytes": -1, "sha256": "0" * 64}), "bytes"),
+    ("file sha256 not hex", _set("files/weights.bin", {"bytes": 1, "sha256": "x" * 64}), "sha256"),
     ("file record a string", _set("files/weights.bin", "abc"), "files"),
-    ("file outside the bundle", _set("files", {"../x": {"bytes": 1, "sha256": "0" * 64}}),
-     "inside the bundle"),
+    (
+        "file outside the bundle",
+        _set("files", {"../x": {"bytes": 1, "sha256": "0" * 64}}),
+        "inside the bundle",
+    ),
     ("weights unknown", _set("weights", "mixed"), "weights"),
     ("shared weights without a file", _set("weights_file", None), "weights_file"),
     ("engines not a list", _set("engines", {"4": "x"}), "engines"),
     ("engine for no sub-network", _set("engines", [{"frames": 5, "file": "e.plan"}]), "engines"),
     ("engine file a number", _set("engines", [{"frames": 4, "file": 7}]), "file"),
-    ("engine precision", _set("engines", [{"frames": 4, "file": "e", "precision": "int3"}]),
-     "precision"),
+    (
+        "engine precision",
+        _set("engines", [{"frames": 4, "file": "e", "precision": "int3"}]),
+        "precision",
+    ),
     ("schema_version a string", _set("schema_version", "2"), "schema_version"),
     ("schema_version newer", _set("schema_version", 99), "newer"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("edit,word", [c[1:] for c in MANIFEST_CASES],
-                         ids=[c[0] for c in MANIFEST_CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit,word", [c[1:] for c in MANIFEST_CASES], ids=[c[0] for c in MANIFEST_CASES]
+)
 def test_damaged_manifest_is_one_line_error(tiny_bundle, tmp_path, edit, word):
     b = _copy(tiny_bundle, tmp_path / "b")
     m = _manifest(b)
@@ -192,15 +220,18 @@ def test_damaged_manifest_is_one_line_error(tiny_bundle, tmp_path, edit, word):
     _one_line_error(lambda: Bundle(b), word, str(b), "re-export")
 
 
-@pytest.mark.parametrize("damage,word", [
-    ("edited", "edited after export"),
-    ("hash removed", "manifest_sha256 is missing"),
-    ("hash not hex", "manifest_sha256"),
-    ("older schema", "older fan-edge"),
-    ("not JSON", "not valid JSON"),
-    ("NaN as the document", "not a fan-edge bundle manifest"),
-    ("deeply nested", "not valid JSON"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage,word",
+    [
+        ("edited", "edited after export"),
+        ("hash removed", "manifest_sha256 is missing"),
+        ("hash not hex", "manifest_sha256"),
+        ("older schema", "older fan-edge"),
+        ("not JSON", "not valid JSON"),
+        ("NaN as the document", "not a fan-edge bundle manifest"),
+        ("deeply nested", "not valid JSON"),
+    ],
+)
 def test_manifest_is_hashed_and_old_ones_are_refused(tiny_bundle, tmp_path, damage, word):
     b = _copy(tiny_bundle, tmp_path / "b")
     m = _manifest(b)
@@ -285,10 +316,16 @@ PROFILE_CASES = [
     ("p99 below p50", _damage_profile("subnetworks/8/p99_ms", 0.5), "out of order"),
     ("runs zero", _damage_profile("subnetworks/4/runs", 0), "runs"),
     ("runs a float", _damage_profile("subnetworks/4/runs", 2.5), "runs"),
-    ("with_decode negative", _damage_profile("subnetworks/4/with_decode/p90_ms", -1),
-     "with_decode"),
-    ("a frame count not in the bundle", _damage_profile("subnetworks/5", {"p50_ms": 1}),
-     "not a frame count"),
+    (
+        "with_decode negative",
+        _damage_profile("subnetworks/4/with_decode/p90_ms", -1),
+        "with_decode",
+    ),
+    (
+        "a frame count not in the bundle",
+        _damage_profile("subnetworks/5", {"p50_ms": 1}),
+        "not a frame count",
+    ),
     ("subnetworks a list", _damage_profile("subnetworks", [1.0, 2.0]), "subnetworks"),
     ("subnetworks empty", _damage_profile("subnetworks", {}), "subnetworks is empty"),
     ("a latency as a list", _damage_profile("subnetworks/4", [1.0]), "subnetworks"),
@@ -298,16 +335,19 @@ PROFILE_CASES = [
     ("device missing", _damage_profile("device", ...), "device is missing"),
     ("decode coefficient negative", _damage_profile("decode/codecs/h264/2", -0.1), "h264"),
     ("decode coefficients short", _damage_profile("decode/codecs/h264", [1.0]), "h264"),
-    ("decode features another model", _damage_profile("decode/features", ["clip"]),
-     "features"),
-    ("decode preprocess NaN", _damage_profile("decode/preprocess_ms_per_frame", math.nan),
-     "preprocess_ms_per_frame"),
+    ("decode features another model", _damage_profile("decode/features", ["clip"]), "features"),
+    (
+        "decode preprocess NaN",
+        _damage_profile("decode/preprocess_ms_per_frame", math.nan),
+        "preprocess_ms_per_frame",
+    ),
     ("decode not an object", _damage_profile("decode", 3), "decode"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("edit,word", [c[1:] for c in PROFILE_CASES],
-                         ids=[c[0] for c in PROFILE_CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit,word", [c[1:] for c in PROFILE_CASES], ids=[c[0] for c in PROFILE_CASES]
+)
 def test_damaged_profile_is_one_line_error(bundle, edit, word):
     p = _profile()
     edit(p)
@@ -316,20 +356,26 @@ def test_damaged_profile_is_one_line_error(bundle, edit, word):
     _one_line_error(lambda: latency_for(bundle, "ort-cpu"), word, PROFILE_FILE, "fan-edge bench")
 
 
-@pytest.mark.parametrize("text,word", [
-    ("", "not valid JSON"),
-    ('{"schema_version": 2, "profiles": {', "not valid JSON"),
-    ("[]", "JSON object"),
-    ("NaN", "JSON object"),
-    ('{"profiles": {}}', "schema_version is missing"),
-    ('{"schema_version": 3, "profiles": {}}', "newer fan-edge"),
-    ('{"schema_version": true, "profiles": {}}', "schema_version"),
-    ('{"schema_version": 2, "profiles": []}', "profiles"),
-    ('{"schema_version": 2}', "profiles is missing"),
-    ('{"schema_version": 2, "profiles": {"x": 1}}', "profiles.x"),
-    ('{"schema_version": 1, "profiles": {"cpu | ort-cpu | fp32": {"subnetworks": '
-     '{"4": {"p50_ms": 1}}}}}', "older fan-edge"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,word",
+    [
+        ("", "not valid JSON"),
+        ('{"schema_version": 2, "profiles": {', "not valid JSON"),
+        ("[]", "JSON object"),
+        ("NaN", "JSON object"),
+        ('{"profiles": {}}', "schema_version is missing"),
+        ('{"schema_version": 3, "profiles": {}}', "newer fan-edge"),
+        ('{"schema_version": true, "profiles": {}}', "schema_version"),
+        ('{"schema_version": 2, "profiles": []}', "profiles"),
+        ('{"schema_version": 2}', "profiles is missing"),
+        ('{"schema_version": 2, "profiles": {"x": 1}}', "profiles.x"),
+        (
+            '{"schema_version": 1, "profiles": {"cpu | ort-cpu | fp32": {"subnetworks": '
+            '{"4": {"p50_ms": 1}}}}}',
+            "older fan-edge",
+        ),
+    ],
+)
 def test_damaged_profile_file_is_one_line_error(bundle, text, word):
     (bundle.path / PROFILE_FILE).write_text(text)
     _one_line_error(lambda: latency_for(bundle, "ort-cpu"), word, PROFILE_FILE, "fan-edge bench")
@@ -347,18 +393,25 @@ def test_bench_at_batch_64_never_replaces_what_run_uses(bundle, example_video):
     priced 4 frames at 195 ms where batch 1 takes 3 ms."""
     write_profile(bundle, _profile(latency={4: 195.0, 8: 390.0, 16: 780.0}, batch=64))
     pred = Predictor(bundle.path, backend="ort-cpu", budget_for="network")
-    _one_line_error(lambda: pred.predict(example_video, budget="10ms"),
-                    "no latency profile for .*batch 1 .*batch 64", "fan-edge bench")  # fmt: skip
+    _one_line_error(
+        lambda: pred.predict(example_video, budget="10ms"),
+        "no latency profile for .*batch 1 .*batch 64",
+        "fan-edge bench",
+    )
     write_profile(bundle, _profile(latency={4: 1.0, 8: 2.0, 16: 3.0}))
     write_profile(bundle, _profile(latency={4: 195.0, 8: 390.0, 16: 780.0}, batch=64))
     assert len(read_profiles(bundle)) == 2
     r = pred.predict(example_video, budget="10ms")
     assert r.frames == 16 and "16 frames at 3 ms" in r.reason
     # another thread count is another profile too
-    other = Predictor(bundle.path, backend="ort-cpu", budget_for="network",
-                      threads=default_threads() + 1)  # fmt: skip
-    _one_line_error(lambda: other.predict(example_video, budget="10ms"),
-                    f"{default_threads() + 1} threads", "fan-edge bench")  # fmt: skip
+    other = Predictor(
+        bundle.path, backend="ort-cpu", budget_for="network", threads=default_threads() + 1
+    )
+    _one_line_error(
+        lambda: other.predict(example_video, budget="10ms"),
+        f"{default_threads() + 1} threads",
+        "fan-edge bench",
+    )
 
 
 def test_real_bench_writes_its_own_key(bundle):
@@ -384,8 +437,9 @@ def test_cli_run_refuses_negative_latencies_in_one_line(bundle, example_video, c
     p = _profile(latency={4: 1.0, 8: 2.0, 16: 4.0})
     p["subnetworks"]["16"].update(p50_ms=-5.0)
     (bundle.path / PROFILE_FILE).write_text(json.dumps(_profile_doc(p)))
-    code, _, err = cli("run", example_video, "--bundle", bundle.path, "--budget", "3ms",
-                       "--budget-for", "network")  # fmt: skip
+    code, _, err = cli(
+        "run", example_video, "--bundle", bundle.path, "--budget", "3ms", "--budget-for", "network"
+    )
     assert code == 1 and err.startswith("error:") and err.count("\n") == 1, err
     assert "p50_ms must be a finite number > 0, got -5.0" in err and "fan-edge bench" in err
 
@@ -417,18 +471,23 @@ def test_concurrent_profile_writers_lose_nothing(bundle):
 # ---------------------------------------------------------------------------- fuzzing
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**30), 10**30)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids,
-                                                                 max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
     max_leaves=8,
-)  # fmt: skip
+)
 
 
 def _paths(obj, prefix=()):
     """Every (key, index) path inside a JSON document."""
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) \
-        else ()  # fmt: skip
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    )
     for k, v in items:
         yield (*prefix, k)
         yield from _paths(v, (*prefix, k))
@@ -456,8 +515,9 @@ def fuzz_bundle(tiny_bundle, tmp_path_factory):
 
 
 # FAN_EDGE_FUZZ=5000 for a longer search; the database is off so no .hypothesis/ is left.
-FUZZ = settings(max_examples=int(os.environ.get("FAN_EDGE_FUZZ", 200)), deadline=None,
-                database=None)  # fmt: skip
+FUZZ = settings(
+    max_examples=int(os.environ.get("FAN_EDGE_FUZZ", 200)), deadline=None, database=None
+)
 
 
 @FUZZ

@@ -116,10 +116,9 @@ CASES = [
     ("train_config without mode", lambda ck: ck["train_config"].pop("mode"), "mode"),
     ("data not a dict", _set("data", 3), "data must be a dict"),
     ("data spec without train", lambda ck: ck["data"].pop("train"), "data: train missing"),
-    ("old data spec not a dict", lambda ck: ck["train_config"].update(extra={"data": 3}),
-     "extra"),
+    ("old data spec not a dict", lambda ck: ck["train_config"].update(extra={"data": 3}), "extra"),
     ("version a string", _set("version", "1"), "version"),
-]  # fmt: skip
+]
 
 
 def _one_line(e: pytest.ExceptionInfo, path) -> str:
@@ -137,11 +136,15 @@ def test_a_damaged_checkpoint_is_one_line_error(tiny_checkpoint, tmp_path, edit,
         _one_line(e, path)
 
 
-@pytest.mark.parametrize("edit,word", [
-    (_state(lambda s: s.pop(next(iter(s)))), "Missing key"),
-    (_state(lambda s: s.update(extra=torch.zeros(1))), "Unexpected key"),
-    (_state(lambda s: s.update({"backbone.fc.bias": torch.zeros(3)})), "size mismatch"),
-], ids=["missing tensor", "unexpected tensor", "classifier of another size"])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit,word",
+    [
+        (_state(lambda s: s.pop(next(iter(s)))), "Missing key"),
+        (_state(lambda s: s.update(extra=torch.zeros(1))), "Unexpected key"),
+        (_state(lambda s: s.update({"backbone.fc.bias": torch.zeros(3)})), "size mismatch"),
+    ],
+    ids=["missing tensor", "unexpected tensor", "classifier of another size"],
+)
 def test_weights_that_do_not_fit_the_config(tiny_checkpoint, tmp_path, edit, word):
     path = _edit(tiny_checkpoint, tmp_path, edit)
     with pytest.raises(FanEdgeError, match=word) as e:
@@ -163,12 +166,13 @@ CLI_CASES = [
     ("std NaN", _cfg("std", (0.229, math.nan, 0.225)), "std"),
     ("mean of length 1", _cfg("mean", (0.5,)), "mean"),
     ("classes cut short", _classes(lambda c: c[:3]), "classes"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("edit,word", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
-def test_cli_refuses_a_damaged_checkpoint_before_the_work(cli, tiny_checkpoint, tmp_path,
-                                                          edit, word):  # fmt: skip
+def test_cli_refuses_a_damaged_checkpoint_before_the_work(
+    cli, tiny_checkpoint, tmp_path, edit, word
+):
     path = _edit(tiny_checkpoint, tmp_path, edit)
     code, out, err = cli("eval", path, "--frames", "4")
     assert code == 1 and err.startswith("error:") and err.count("\n") == 1, err
@@ -216,8 +220,11 @@ def test_fields_added_later_take_their_defaults():
     fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
     assert set(fields) >= REQUIRED_MODEL_FIELDS
     later = set(fields) - REQUIRED_MODEL_FIELDS
-    assert all(fields[n].default is not dataclasses.MISSING
-               or fields[n].default_factory is not dataclasses.MISSING for n in later)  # fmt: skip
+    assert all(
+        fields[n].default is not dataclasses.MISSING
+        or fields[n].default_factory is not dataclasses.MISSING
+        for n in later
+    )
     stored = preset("tiny", num_classes=5).to_dict()
     # the first format: no later field, and TSM-ResNet's arguments as top-level fields
     first = {k: v for k, v in stored.items() if k not in later} | stored["backbone"]

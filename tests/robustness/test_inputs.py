@@ -29,17 +29,24 @@ CASES = [
     ("eval-json-is-a-folder", "eval {t}/ck.pt --json {t}/adir", 1, "is a folder"),
     ("eval-json-under-a-file", "eval {t}/ck.pt --json {t}/afile/r.json", 1, "not a folder"),
     ("bn-shift-out-is-a-file", "analyze bn-shift {t}/ck.pt --out {t}/afile", 1, "not a folder"),
-    ("bn-shift-out-under-a-file", "analyze bn-shift {t}/ck.pt --out {t}/afile/x", 1,
-     "not a folder"),
-    ("bn-shift-json-is-a-folder", "analyze bn-shift {t}/ck.pt --out {t}/report", 1,
-     "is a folder"),
+    (
+        "bn-shift-out-under-a-file",
+        "analyze bn-shift {t}/ck.pt --out {t}/afile/x",
+        1,
+        "not a folder",
+    ),
+    ("bn-shift-json-is-a-folder", "analyze bn-shift {t}/ck.pt --out {t}/report", 1, "is a folder"),
     ("bench-profile-is-a-folder", "bench {t}/bundle --no-decode", 1, "--no-save"),
     ("run-output-is-a-folder", RUN + " --output {t}/res.json", 1, "is a folder"),
     ("run-output-under-a-file", RUN + " --output {t}/afile/r.jsonl", 1, "not a folder"),
     ("synth-out-under-a-file", "synth {t}/afile/s --num-videos 1", 1, "not a folder"),
     ("synth-out-is-a-file", "synth {t}/afile --num-videos 1", 1, "exists"),
-    ("synth-out-is-a-file-overwrite", "synth {t}/afile --num-videos 1 --overwrite", 1,
-     "--overwrite"),
+    (
+        "synth-out-is-a-file-overwrite",
+        "synth {t}/afile --num-videos 1 --overwrite",
+        1,
+        "--overwrite",
+    ),
     ("synth-no-disk-space", "synth {t}/s --num-videos 999999 --size 1024", 1, "GB free"),
     ("synth-too-many-videos", "synth {t}/s --num-videos 1000000", 2, "--num-videos"),
     ("train-too-many-videos", TRAIN + " --num-videos 1000000000000", 2, "--num-videos"),
@@ -85,12 +92,16 @@ CASES = [
     ("bench-iters-0", "bench {t}/bundle --iters 0", 2, "--iters"),
     ("eval-batch-size-0", "eval {t}/ck.pt --batch-size 0", 2, "--batch-size"),
     ("bn-shift-clips-0", "analyze bn-shift {t}/ck.pt --live --clips 0", 2, "--clips"),
-    ("bn-shift-live-repeated-frames",
-     "analyze bn-shift {t}/ck.pt --live --frames 4 4 --out {t}/new", 1, "distinct"),
+    (
+        "bn-shift-live-repeated-frames",
+        "analyze bn-shift {t}/ck.pt --live --frames 4 4 --out {t}/new",
+        1,
+        "distinct",
+    ),
     # data files
     ("train-binary-csv", TRAIN + " --data {t}/binary.csv", 1, "not a text CSV"),
     ("train-one-frame-clip", TRAIN + " --data {t}/short.txt", 1, "at least 2 frames"),
-]  # fmt: skip
+]
 
 
 def _scratch(t: Path) -> None:
@@ -104,8 +115,10 @@ def _scratch(t: Path) -> None:
 
 
 def _tree(t: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(t)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(t.rglob("*"))}  # fmt: skip
+    return {
+        str(p.relative_to(t)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(t.rglob("*"))
+    }
 
 
 def assert_refused(code: int, err: str, expected: int, word: str) -> None:
@@ -125,25 +138,35 @@ def test_bad_input_is_refused_in_one_line_before_any_work(cli, tmp_path, argv, e
     assert _tree(tmp_path) == before  # nothing written, nothing half-made, no temporaries
 
 
-@pytest.mark.parametrize("what", ["eval-json", "eval-json-file", "run-output", "run-output-file",
-                                  "bench", "synth", "bn-shift"])  # fmt: skip
+@pytest.mark.parametrize(
+    "what",
+    ["eval-json", "eval-json-file", "run-output", "run-output-file", "bench", "synth", "bn-shift"],
+)
 def test_read_only_outputs_are_refused_before_any_work(cli, tmp_path, what, monkeypatch):
     ro, ro_file = tmp_path / "ro", tmp_path / "ro.json"
     ro.mkdir()
     ro_file.write_text("[]")
-    argv = {"eval-json": f"eval {tmp_path}/ck.pt --json {ro}/r.json",
-            "eval-json-file": f"eval {tmp_path}/ck.pt --json {ro_file}",
-            "run-output": f"run {tmp_path}/v.mp4 --bundle {tmp_path} --output {ro}/r.json",
-            "run-output-file": f"run {tmp_path}/v.mp4 --bundle {tmp_path} --output {ro_file}",
-            "bench": f"bench {ro} --no-decode",
-            "synth": f"synth {ro}/s --num-videos 1",
-            "bn-shift": f"analyze bn-shift {tmp_path}/ck.pt --out {ro}/a"}[what]  # fmt: skip
+    argv = {
+        "eval-json": f"eval {tmp_path}/ck.pt --json {ro}/r.json",
+        "eval-json-file": f"eval {tmp_path}/ck.pt --json {ro_file}",
+        "run-output": f"run {tmp_path}/v.mp4 --bundle {tmp_path} --output {ro}/r.json",
+        "run-output-file": f"run {tmp_path}/v.mp4 --bundle {tmp_path} --output {ro_file}",
+        "bench": f"bench {ro} --no-decode",
+        "synth": f"synth {ro}/s --num-videos 1",
+        "bn-shift": f"analyze bn-shift {tmp_path}/ck.pt --out {ro}/a",
+    }[what]
     os.chmod(ro_file, 0o444)
     os.chmod(ro, 0o555)
     if os.geteuid() == 0:  # root may write anyway: the checks must still ask, and refuse
         access = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode, **kw: access(p, mode, **kw) and not (
-            mode & os.W_OK and Path(p).resolve() in (ro, ro_file)))  # fmt: skip
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, mode, **kw: (
+                access(p, mode, **kw)
+                and not (mode & os.W_OK and Path(p).resolve() in (ro, ro_file))
+            ),
+        )
     before = _tree(tmp_path)
     try:
         code, _, err = cli(*argv.split())
@@ -195,8 +218,12 @@ class _Unresizing:
 
 def test_frames_are_resized_as_read_with_the_same_preprocessing(tmp_path):
     rng = np.random.default_rng(0)
-    video = np.stack([cv2.GaussianBlur(f, (9, 9), 3)
-                      for f in rng.integers(0, 255, (12, 72, 100, 3), dtype=np.uint8)])  # fmt: skip
+    video = np.stack(
+        [
+            cv2.GaussianBlur(f, (9, 9), 3)
+            for f in rng.integers(0, 255, (12, 72, 100, 3), dtype=np.uint8)
+        ]
+    )
     write_video(tmp_path / "v.mp4", video)
     (tmp_path / "v.csv").write_text("path,label\nv.mp4,0\nv.mp4,1\n")
     (tmp_path / "f").mkdir()
@@ -210,16 +237,21 @@ def test_frames_are_resized_as_read_with_the_same_preprocessing(tmp_path):
     for source in (VideoCSV(tmp_path / "v.csv"), FrameFolderList(tmp_path / "l.txt")):
         for train in (True, False):
             ds = ClipDataset(source, (4, 8), 32, (0.5,) * 3, (0.2,) * 3, train=train, seed=3)
-            full = ClipDataset(_Unresizing(source), (4, 8), 32, (0.5,) * 3, (0.2,) * 3,
-                               train=train, seed=3)  # fmt: skip
+            full = ClipDataset(
+                _Unresizing(source), (4, 8), 32, (0.5,) * 3, (0.2,) * 3, train=train, seed=3
+            )
             for a, b in zip(ds[1][0], full[1][0], strict=True):
                 assert np.array_equal(a.numpy(), b.numpy())
 
 
-@pytest.mark.parametrize("text,word", [
-    ("path,label\nv.mp4,99999999999999\n", "not a class index"),
-    ("path,label\nv.mp4,0\n\"unclosed,0\n" + "x" * 200_000, "not a text CSV"),
-], ids=["huge-label", "huge-field"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,word",
+    [
+        ("path,label\nv.mp4,99999999999999\n", "not a class index"),
+        ('path,label\nv.mp4,0\n"unclosed,0\n' + "x" * 200_000, "not a text CSV"),
+    ],
+    ids=["huge-label", "huge-field"],
+)
 def test_odd_csv_files_are_one_line_errors(tmp_path, text, word):
     (tmp_path / "a.csv").write_text(text)
     (tmp_path / "v.mp4").write_bytes(b"")
@@ -257,8 +289,13 @@ units = st.one_of(
 )
 budgets = st.one_of(
     st.text(max_size=20),
-    st.tuples(st.sampled_from(["", " "]), numbers, st.sampled_from(["", " ", "\t"]), units,
-              st.sampled_from(["", " ", "\n"])).map("".join),  # fmt: skip
+    st.tuples(
+        st.sampled_from(["", " "]),
+        numbers,
+        st.sampled_from(["", " ", "\t"]),
+        units,
+        st.sampled_from(["", " ", "\n"]),
+    ).map("".join),
 )
 
 
@@ -281,13 +318,17 @@ def fuzz_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
-cells = st.one_of(st.text(max_size=12), st.integers(-3, 10**25).map(str),
-                  st.sampled_from(["0", "1", "\u00b2", "\u0663", "", " ", "a,b", '"']))  # fmt: skip
+cells = st.one_of(
+    st.text(max_size=12),
+    st.integers(-3, 10**25).map(str),
+    st.sampled_from(["0", "1", "\u00b2", "\u0663", "", " ", "a,b", '"']),
+)
 csv_texts = st.one_of(
     st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
     st.lists(st.lists(cells, min_size=1, max_size=3).map(",".join), max_size=6).map(
-        lambda rows: "path,label\n" + "\n".join(rows)),
-)  # fmt: skip
+        lambda rows: "path,label\n" + "\n".join(rows)
+    ),
+)
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -314,7 +355,9 @@ def test_video_csv_loads_or_raises_the_domain_error(fuzz_dir, data, classes_txt)
 
 list_lines = st.lists(
     st.tuples(st.sampled_from(["v", "a/b", "../x", "\u00e9"]), cells, cells).map(" ".join)
-    | st.text(max_size=20), max_size=6).map("\n".join)  # fmt: skip
+    | st.text(max_size=20),
+    max_size=6,
+).map("\n".join)
 
 
 @FUZZ

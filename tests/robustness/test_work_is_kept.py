@@ -16,13 +16,25 @@ from fan_edge.fileio import atomic_dir, locked, sweep_stale
 from fan_edge.train.api import train_from_options
 from fan_edge.train.checkpoint import load_checkpoint
 
-SMALL = dict(data="synthetic", val=None, preset="tiny", epochs=1, batch_size=4, lr=0.05,
-             kd_lambda=1.0, seed=0, num_videos=8, num_val=4, quiet=True)  # fmt: skip
+SMALL = dict(
+    data="synthetic",
+    val=None,
+    preset="tiny",
+    epochs=1,
+    batch_size=4,
+    lr=0.05,
+    kd_lambda=1.0,
+    seed=0,
+    num_videos=8,
+    num_val=4,
+    quiet=True,
+)
 
 
 def tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 def hidden(path: Path) -> list[str]:
@@ -32,22 +44,25 @@ def hidden(path: Path) -> list[str]:
 # ---- overwrite replaces only what fan-edge made ----------------------------------------
 
 
-def test_export_overwrite_never_deletes_the_folder_holding_its_input(cli, tmp_path,
-                                                                      tiny_checkpoint):  # fmt: skip
+def test_export_overwrite_never_deletes_the_folder_holding_its_input(
+    cli, tmp_path, tiny_checkpoint
+):
     mine = tmp_path / "mine"
     mine.mkdir()
     shutil.copy(tiny_checkpoint, mine / "checkpoint.pt")
     before = tree(mine)
-    code, _, err = cli("export", mine / "checkpoint.pt", "--frames", "4", "--out", mine,
-                       "--overwrite")  # fmt: skip
+    code, _, err = cli(
+        "export", mine / "checkpoint.pt", "--frames", "4", "--out", mine, "--overwrite"
+    )
     assert code == 1 and err.count("\n") == 1
     assert "not a bundle" in err or "input" in err
     assert tree(mine) == before and hidden(tmp_path) == []
 
 
 @pytest.mark.parametrize("content", ["user-files", "bundle-plus-user-file", "a-file"])
-def test_export_overwrite_refuses_what_it_did_not_make(cli, tmp_path, tiny_checkpoint,
-                                                        tiny_bundle, content):  # fmt: skip
+def test_export_overwrite_refuses_what_it_did_not_make(
+    cli, tmp_path, tiny_checkpoint, tiny_bundle, content
+):
     out = tmp_path / "out"
     if content == "user-files":
         out.mkdir()
@@ -81,8 +96,9 @@ def test_export_without_overwrite_refuses_before_loading_anything(cli, tmp_path)
     assert code == 1 and "already exists and is not a bundle" in err  # checked first
 
 
-def test_export_into_an_empty_folder_or_the_current_one(cli, tmp_path, tiny_checkpoint,
-                                                        tiny_bundle, monkeypatch):  # fmt: skip
+def test_export_into_an_empty_folder_or_the_current_one(
+    cli, tmp_path, tiny_checkpoint, tiny_bundle, monkeypatch
+):
     (tmp_path / "empty").mkdir()
     assert cli("export", tiny_checkpoint, "--frames", "4", "--out", tmp_path / "empty")[0] == 0
     shutil.copytree(tiny_bundle, tmp_path / "b")
@@ -93,11 +109,17 @@ def test_export_into_an_empty_folder_or_the_current_one(cli, tmp_path, tiny_chec
     assert hidden(tmp_path) == []
 
 
-@pytest.mark.parametrize("argv", [["eval", "{ck}", "--frames", "4", "--json", "{ck}"],
-                                  ["run", "{video}", "--output", "{video}"]],
-                         ids=["eval-json-over-checkpoint", "run-output-over-video"])  # fmt: skip
-def test_an_output_is_never_one_of_the_inputs(cli, tmp_path, tiny_checkpoint, tiny_bundle,
-                                              example_video, argv):  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "{ck}", "--frames", "4", "--json", "{ck}"],
+        ["run", "{video}", "--output", "{video}"],
+    ],
+    ids=["eval-json-over-checkpoint", "run-output-over-video"],
+)
+def test_an_output_is_never_one_of_the_inputs(
+    cli, tmp_path, tiny_checkpoint, tiny_bundle, example_video, argv
+):
     ck, video = tmp_path / "ck.pt", tmp_path / "clip.json"
     shutil.copy(tiny_checkpoint, ck)
     shutil.copy(example_video, video)
@@ -130,8 +152,10 @@ def test_atomic_dir_checks_again_after_the_work(tmp_path):
     def owned(p):
         return {"made.txt"}
 
-    with pytest.raises(FanEdgeError, match="did not write"), \
-            atomic_dir(out, overwrite=True, owned=owned, kind="thing") as tmp:  # fmt: skip
+    with (
+        pytest.raises(FanEdgeError, match="did not write"),
+        atomic_dir(out, overwrite=True, owned=owned, kind="thing") as tmp,
+    ):
         (tmp / "made.txt").write_text("new")
         (out / "late.txt").write_text("user")
     assert tree(out) == {"late.txt": b"user", "made.txt": b"old"} and hidden(tmp_path) == []
@@ -147,11 +171,13 @@ def test_an_existing_run_needs_resume_or_overwrite(tmp_path):
         train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
     assert (tmp_path / "checkpoint.pt").read_bytes() == first
     with pytest.raises(FanEdgeError, match="choose one"):
-        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], resume=True,
-                           overwrite=True, **SMALL)  # fmt: skip
+        train_from_options(
+            out=tmp_path, mode="fan", frames=[4, 8], resume=True, overwrite=True, **SMALL
+        )
     (tmp_path / "notes.txt").write_text("mine")
-    result = train_from_options(out=tmp_path, mode="fan", frames=[4, 8], overwrite=True,
-                                **SMALL | {"seed": 1})  # fmt: skip
+    result = train_from_options(
+        out=tmp_path, mode="fan", frames=[4, 8], overwrite=True, **SMALL | {"seed": 1}
+    )
     assert [e["epoch"] for e in result["epochs"]] == [1]
     assert load_checkpoint(tmp_path / "checkpoint.pt")["train_config"]["seed"] == 1
     assert (tmp_path / "notes.txt").read_text() == "mine"  # only the run's own files go
@@ -159,27 +185,34 @@ def test_an_existing_run_needs_resume_or_overwrite(tmp_path):
 
 def test_resume_of_nothing_is_refused(tmp_path):
     with pytest.raises(FanEdgeError, match="nothing to resume"):
-        train_from_options(out=tmp_path / "new" / "run", mode="fan", frames=[4, 8],
-                           resume=True, **SMALL)  # fmt: skip
+        train_from_options(
+            out=tmp_path / "new" / "run", mode="fan", frames=[4, 8], resume=True, **SMALL
+        )
     assert list(tmp_path.iterdir()) == []  # the folders it made for nothing are gone
     with pytest.raises(FanEdgeError, match="nothing to resume"):
-        train_from_options(out=tmp_path / "st", mode="st", frames=[4, 8], resume=True,
-                           **SMALL)  # fmt: skip
+        train_from_options(out=tmp_path / "st", mode="st", frames=[4, 8], resume=True, **SMALL)
 
 
 def test_resume_with_other_data_is_refused(tmp_path):
     train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
     with pytest.raises(FanEdgeError, match=r"other data \(num_videos\)"):
-        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], resume=True,
-                           **SMALL | {"num_videos": 12})  # fmt: skip
+        train_from_options(
+            out=tmp_path, mode="fan", frames=[4, 8], resume=True, **SMALL | {"num_videos": 12}
+        )
 
 
 def test_overwrite_never_deletes_the_init_checkpoint(tmp_path):
     train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
     first = (tmp_path / "checkpoint.pt").read_bytes()
     with pytest.raises(FanEdgeError, match="--init .* is the run --overwrite would replace"):
-        train_from_options(out=tmp_path, mode="fan", frames=[4, 8], overwrite=True,
-                           init=tmp_path / "checkpoint.pt", **SMALL)  # fmt: skip
+        train_from_options(
+            out=tmp_path,
+            mode="fan",
+            frames=[4, 8],
+            overwrite=True,
+            init=tmp_path / "checkpoint.pt",
+            **SMALL,
+        )
     assert (tmp_path / "checkpoint.pt").read_bytes() == first
 
 
@@ -197,13 +230,19 @@ def test_resume_knows_a_list_file_by_its_content(tmp_path, monkeypatch):
     args = SMALL | {"data": str(csv), "val": None}
     train_from_options(out=tmp_path / "run", mode="fan", frames=[4, 8], **args)
     monkeypatch.chdir(tmp_path / "data")
-    result = train_from_options(out=tmp_path / "run", mode="fan", frames=[4, 8], resume=True,
-                                **args | {"data": "./annotations.csv", "epochs": 2})  # fmt: skip
+    result = train_from_options(
+        out=tmp_path / "run",
+        mode="fan",
+        frames=[4, 8],
+        resume=True,
+        **args | {"data": "./annotations.csv", "epochs": 2},
+    )
     assert [e["epoch"] for e in result["epochs"]] == [1, 2]
     csv.write_text(csv.read_text().replace("\n", "\n", 1) + "videos/000000.mp4,0\n")
     with pytest.raises(FanEdgeError, match="other data"):
-        train_from_options(out=tmp_path / "run", mode="fan", frames=[4, 8], resume=True,
-                           **args | {"epochs": 3})  # fmt: skip
+        train_from_options(
+            out=tmp_path / "run", mode="fan", frames=[4, 8], resume=True, **args | {"epochs": 3}
+        )
 
 
 def test_a_run_in_use_is_refused(tmp_path):
@@ -214,8 +253,9 @@ def test_a_run_in_use_is_refused(tmp_path):
 
 def test_train_into_a_file_fails_before_training(cli, tmp_path):
     (tmp_path / "file").write_text("x")
-    code, _, err = cli("train", "--out", tmp_path / "file" / "run", "--num-videos", "8",
-                       "--epochs", "1")  # fmt: skip
+    code, _, err = cli(
+        "train", "--out", tmp_path / "file" / "run", "--num-videos", "8", "--epochs", "1"
+    )
     assert code == 1 and ("is a file" in err or "a part of the path" in err)
 
 
@@ -235,8 +275,13 @@ def test_temporaries_of_dead_processes_are_swept(tmp_path):
     (tmp_path / f".metrics.fan-edge-tmp-{dead}-abc.tmp.json").write_text("{")
     live = f".bundle.fan-edge-tmp-{alive}-x3.tmp"
     (tmp_path / live).mkdir()  # still being written
-    users = [".config", ".notes.2024-jan.old", ".photos.2023-summer.old",
-             f".a.{dead}-x.tmp", f".b.fan-edge-tmp-{dead}-x.tmp.keep.me"]  # not ours
+    users = [
+        ".config",
+        ".notes.2024-jan.old",
+        ".photos.2023-summer.old",
+        f".a.{dead}-x.tmp",
+        f".b.fan-edge-tmp-{dead}-x.tmp.keep.me",
+    ]  # not ours
     for name in users:
         (tmp_path / name).mkdir()
     sweep_stale(tmp_path)
@@ -246,8 +291,19 @@ def test_temporaries_of_dead_processes_are_swept(tmp_path):
 def test_a_terminated_export_leaves_nothing(tmp_path, tiny_checkpoint):
     """SIGTERM mid-export: no bundle, no temporary folder, a non-zero exit."""
     out = tmp_path / "bundle"
-    cmd = [sys.executable, "-c", "from fan_edge.cli import main; main()", "export",
-           str(tiny_checkpoint), "--frames", "4", "8", "16", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        "from fan_edge.cli import main; main()",
+        "export",
+        str(tiny_checkpoint),
+        "--frames",
+        "4",
+        "8",
+        "16",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
@@ -261,8 +317,15 @@ def test_a_terminated_export_leaves_nothing(tmp_path, tiny_checkpoint):
 def test_a_terminated_run_saves_its_last_step_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = ["--num-videos", "48", "--num-val", "8", "--epochs", "3", "--batch-size", "4"]
-    cmd = [sys.executable, "-c", "from fan_edge.cli import main; main()", "train", "--out",
-           str(out), *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        "from fan_edge.cli import main; main()",
+        "train",
+        "--out",
+        str(out),
+        *args,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "metrics.json").exists():  # epoch 1 is done: epoch 2 is running
@@ -274,10 +337,23 @@ def test_a_terminated_run_saves_its_last_step_and_resumes(tmp_path):
     assert "continue with --resume" in err
     saved = load_checkpoint(out / "checkpoint.pt")
     assert saved["epoch"] >= 1 and hidden(out) == []
-    result = train_from_options(out=out, mode="fan", frames=None, data="synthetic", val=None,
-                                preset="tiny", epochs=3,
-                                batch_size=4, lr=0.1, kd_lambda=1.0, seed=0, num_videos=48,
-                                num_val=8, resume=True, quiet=True)  # fmt: skip
+    result = train_from_options(
+        out=out,
+        mode="fan",
+        frames=None,
+        data="synthetic",
+        val=None,
+        preset="tiny",
+        epochs=3,
+        batch_size=4,
+        lr=0.1,
+        kd_lambda=1.0,
+        seed=0,
+        num_videos=48,
+        num_val=8,
+        resume=True,
+        quiet=True,
+    )
     assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
 
 
@@ -289,8 +365,9 @@ EXACT = SMALL | {"epochs": 2, "num_videos": 12, "val": "synthetic"}  # 3 steps a
 def _trained(out: Path, stops: list[int]) -> tuple[list, dict]:
     """Train in pieces of `stops` steps (the last piece runs to the end), resuming each."""
     for i, steps in enumerate([*stops, None]):
-        train_from_options(out=out, mode="fan", frames=[4, 8], resume=i > 0,
-                           max_steps=steps, **EXACT)  # fmt: skip
+        train_from_options(
+            out=out, mode="fan", frames=[4, 8], resume=i > 0, max_steps=steps, **EXACT
+        )
     ckpt = load_checkpoint(out / "checkpoint.pt")
     return ckpt["metrics"], ckpt["state_dict"]
 

@@ -5,7 +5,6 @@ one-line error naming the extra to install.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -17,8 +16,13 @@ RunFn = Callable[[np.ndarray], np.ndarray]
 ORT_HINT = "ONNX Runtime is not installed: pip install 'fan-edge[cpu]' (or [gpu] for CUDA)"
 
 # ONNX Runtime rewrites that create new weight tensors (so each session gets a private copy).
-WEIGHT_REWRITING_OPTIMIZERS = ["ConvBNFusion", "ConvAddFusion", "ConvMulFusion",
-                               "MatMulAddFusion", "GemmTransposeFusion"]  # fmt: skip
+WEIGHT_REWRITING_OPTIMIZERS = [
+    "ConvBNFusion",
+    "ConvAddFusion",
+    "ConvMulFusion",
+    "MatMulAddFusion",
+    "GemmTransposeFusion",
+]
 
 
 def _ort():
@@ -115,8 +119,10 @@ class OrtBackend:
             if t.name not in values:
                 off, n = int(info.get("offset", 0)), int(info["length"])
                 if off + n > len(mm):
-                    raise FanEdgeError(f"{sub.file}: tensor {t.name} lies past the end of "
-                                       f"{info['location']}; re-export the bundle")  # fmt: skip
+                    raise FanEdgeError(
+                        f"{sub.file}: tensor {t.name} lies past the end of "
+                        f"{info['location']}; re-export the bundle"
+                    )
                 dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
                 arr = mm[off : off + n].view(dtype).reshape(tuple(t.dims))
                 values[t.name] = (arr, ort.OrtValue.ortvalue_from_numpy(arr))  # no copy
@@ -131,7 +137,10 @@ PROVIDERS = (
     ("ort-cpu", "CPUExecutionProvider", 30, "cpu", "ONNX Runtime on the CPU"),
 )
 for _name, _provider, _rank, _device, _text in PROVIDERS:
-    register_backend(_name, rank=_rank, device=_device, description=_text,
-                     verified_here=_device == "cpu")(  # fmt: skip
+    register_backend(
+        _name, rank=_rank, device=_device, description=_text, verified_here=_device == "cpu"
+    )(
         lambda share_weights, threads, n=_name, p=_provider: OrtBackend(
-            n, p, share_weights=share_weights, threads=threads))
+            n, p, share_weights=share_weights, threads=threads
+        )
+    )

@@ -35,8 +35,15 @@ class BackendInfo:
 BACKENDS: dict[str, BackendInfo] = {}
 
 
-def register_backend(name: str, *, rank: int, device: str, description: str,
-                     target: str | None = None, verified_here: bool = True) -> Callable:  # fmt: skip
+def register_backend(
+    name: str,
+    *,
+    rank: int,
+    device: str,
+    description: str,
+    target: str | None = None,
+    verified_here: bool = True,
+) -> Callable:
     """Decorator: register an engine factory `make(share_weights=, threads=)` as `name`."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
@@ -44,8 +51,7 @@ def register_backend(name: str, *, rank: int, device: str, description: str,
     def register(make: Callable) -> Callable:
         if name in BACKENDS or name == AUTO:
             raise ValueError(f"backend {name!r} is registered already")
-        BACKENDS[name] = BackendInfo(name, make, rank, device, target, description,
-                                     verified_here)  # fmt: skip
+        BACKENDS[name] = BackendInfo(name, make, rank, device, target, description, verified_here)
         return make
 
     return register
@@ -76,18 +82,24 @@ def artifacts(bundle: Bundle, target: str | None) -> dict:
     """frames -> the manifest's record of the `target` artifact built for that sub-network."""
     if target is None:
         return {}
-    return {e["frames"]: e for e in bundle.manifest.get("engines", [])
-            if e.get("target", "trt") == target}  # fmt: skip
+    return {
+        e["frames"]: e
+        for e in bundle.manifest.get("engines", [])
+        if e.get("target", "trt") == target
+    }
 
 
 def precision(bundle: Bundle, backend: str) -> str:
     """The precision a backend runs this bundle at: its artifacts' (fp32 for the graphs)."""
-    found = {e.get("precision", "fp32") for e in artifacts(bundle, BACKENDS[backend].target).values()}
+    found = {
+        e.get("precision", "fp32") for e in artifacts(bundle, BACKENDS[backend].target).values()
+    }
     return "+".join(sorted(found)) or "fp32"
 
 
-def pick_backend(name: str, bundle: Bundle, *, share_weights: bool = True,
-                 threads: int | None = None):  # fmt: skip
+def pick_backend(
+    name: str, bundle: Bundle, *, share_weights: bool = True, threads: int | None = None
+):
     """The engine called `name`, or for `auto` the best one available here that can run this
     bundle (an engine of a build target only if the bundle holds that target's artifacts)."""
     if name == AUTO:
@@ -97,9 +109,9 @@ def pick_backend(name: str, bundle: Bundle, *, share_weights: bool = True,
             engine = b.make(share_weights=share_weights, threads=threads)
             if engine.available():
                 return engine
-        raise FanEdgeError("no inference engine is installed: pip install 'fan-edge[cpu]' "
-                           "(or [gpu] for CUDA)")  # fmt: skip
+        raise FanEdgeError(
+            "no inference engine is installed: pip install 'fan-edge[cpu]' (or [gpu] for CUDA)"
+        )
     if name not in BACKENDS:
-        raise FanEdgeError(f"unknown backend {name!r}: choose one of "
-                           f"{', '.join(backend_names())}")  # fmt: skip
+        raise FanEdgeError(f"unknown backend {name!r}: choose one of {', '.join(backend_names())}")
     return BACKENDS[name].make(share_weights=share_weights, threads=threads)

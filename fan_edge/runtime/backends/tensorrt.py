@@ -15,8 +15,14 @@ from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.backends.registry import artifacts, register_backend
 
 
-@register_backend("trt", rank=0, device="gpu", target="trt", verified_here=False,
-                  description="TensorRT engines from `fan-edge build --target trt`")  # fmt: skip
+@register_backend(
+    "trt",
+    rank=0,
+    device="gpu",
+    target="trt",
+    verified_here=False,
+    description="TensorRT engines from `fan-edge build --target trt`",
+)
 def make(share_weights: bool = True, threads: int | None = None) -> "TensorRTBackend":
     return TensorRTBackend()  # one engine per sub-network: nothing to share or thread
 
@@ -47,8 +53,10 @@ class TensorRTBackend:
             ) from None
         engines = artifacts(bundle, "trt")
         if sub.frames not in engines:
-            raise FanEdgeError(f"{bundle.path} has no TensorRT engine for {sub.frames} frames: "
-                               f"run `fan-edge build {bundle.path} --target trt` on this device")
+            raise FanEdgeError(
+                f"{bundle.path} has no TensorRT engine for {sub.frames} frames: "
+                f"run `fan-edge build {bundle.path} --target trt` on this device"
+            )
         plan = Path(bundle.file(engines[sub.frames]["file"])).read_bytes()
         logger = trt.Logger(trt.Logger.WARNING)
         engine = trt.Runtime(logger).deserialize_cuda_engine(plan)

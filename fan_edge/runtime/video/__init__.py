@@ -59,12 +59,20 @@ def open_video(source: str | Path, decoder: str = "auto") -> VideoSource:
     return decoder_class(decoder)(text)
 
 
-def read_clip(source: str | Path, num_frames: int, *, decoder: str = "auto",
-              short_side: int | None = None) -> tuple[np.ndarray, ClipRecord]:  # fmt: skip
+def read_clip(
+    source: str | Path, num_frames: int, *, decoder: str = "auto", short_side: int | None = None
+) -> tuple[np.ndarray, ClipRecord]:
     """The `num_frames` segment-centre frames of `source` and how they were read."""
     with open_video(source, decoder) as video:
         return video.read(num_frames, short_side)
 
 
-__all__ = ["ClipRecord", "Plan", "StreamIndex", "VideoSource", "make_plan", "open_video",
-           "read_clip"]  # fmt: skip
+__all__ = [
+    "ClipRecord",
+    "Plan",
+    "StreamIndex",
+    "VideoSource",
+    "make_plan",
+    "open_video",
+    "read_clip",
+]

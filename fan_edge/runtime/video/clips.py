@@ -40,8 +40,7 @@ def read_barcode(frame: np.ndarray) -> int:
     h, w = frame.shape[:2]
     band, block = max(h // 4, 2), w // BITS
     y = band // 2
-    return sum(1 << b for b in range(BITS)
-               if frame[y, b * block + block // 2].mean() > 127)  # fmt: skip
+    return sum(1 << b for b in range(BITS) if frame[y, b * block + block // 2].mean() > 127)
 
 
 def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -51,18 +50,36 @@ def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.clip(img.astype(np.int16) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
 
 
-def write_clip(path: str | Path, frames: int, width: int, height: int, *, seed: int = 0,
-               **options) -> Path:  # fmt: skip
+def write_clip(
+    path: str | Path, frames: int, width: int, height: int, *, seed: int = 0, **options
+) -> Path:
     """A barcoded clip of `frames` frames (see `encode` for the options)."""
     tex = texture(width + 3 * frames, height, seed)
-    return encode(path, (barcode_frame(i, width, height, tex) for i in range(frames)), width,
-                  height, **options)  # fmt: skip
+    return encode(
+        path,
+        (barcode_frame(i, width, height, tex) for i in range(frames)),
+        width,
+        height,
+        **options,
+    )
 
 
-def encode(path: str | Path, frames: Iterable[np.ndarray], width: int, height: int, *,
-           codec: str = "h264", fps: int = 30, gop: int = 30, bframes: int = 3,
-           pix_fmt: str = "yuv420p", rotation: int = 0, audio_first: bool = False,
-           vfr: bool = False, faststart: bool = False) -> Path:  # fmt: skip
+def encode(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    width: int,
+    height: int,
+    *,
+    codec: str = "h264",
+    fps: int = 30,
+    gop: int = 30,
+    bframes: int = 3,
+    pix_fmt: str = "yuv420p",
+    rotation: int = 0,
+    audio_first: bool = False,
+    vfr: bool = False,
+    faststart: bool = False,
+) -> Path:
     """Encode RGB frames with PyAV (temp file, then rename); returns the path.
 
     `gop`: frames between keyframes; `rotation`: display rotation metadata (degrees,
@@ -77,8 +94,15 @@ def encode(path: str | Path, frames: Iterable[np.ndarray], width: int, height: i
     encoder, _, codec_options = ENCODERS[codec]
     path = Path(path)
     with atomic_path(path) as tmp:
-        fmt = {".mp4": "mp4", ".webm": "webm", ".avi": "avi", ".mkv": "matroska",
-               ".mov": "mov", ".gif": "gif", ".mpg": "mpeg"}.get(path.suffix)  # fmt: skip
+        fmt = {
+            ".mp4": "mp4",
+            ".webm": "webm",
+            ".avi": "avi",
+            ".mkv": "matroska",
+            ".mov": "mov",
+            ".gif": "gif",
+            ".mpg": "mpeg",
+        }.get(path.suffix)
         options = {"movflags": "faststart"} if faststart else {}
         with av.open(str(tmp), "w", format=fmt, options=options) as out:
             audio = out.add_stream("aac", rate=8000) if audio_first else None
@@ -104,7 +128,8 @@ def encode(path: str | Path, frames: Iterable[np.ndarray], width: int, height: i
                 out.mux(video.encode(frame))
                 if audio is not None and i % 4 == 0:
                     silence = av.AudioFrame.from_ndarray(
-                        np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                        np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+                    )
                     silence.sample_rate, silence.pts = 8000, (i // 4) * 1024
                     out.mux(audio.encode(silence))
             out.mux(video.encode(None))

@@ -18,8 +18,9 @@ class FolderSource(VideoSource):
         # every image stands alone: reading frame i needs only file i
         self.index = StreamIndex(len(self._files), tuple(range(len(self._files))), w, h, "image")
 
-    def _read(self, plan: Plan, short_side: int | None,
-              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
+    def _read(
+        self, plan: Plan, short_side: int | None, resample: bool
+    ) -> tuple[np.ndarray, tuple, int, str]:
         unique = sorted(set(plan.indices))
         # each image resized as it is read: memory is bounded by the model's input
         images = read_image_frames(self._files, np.asarray(unique), short_side)

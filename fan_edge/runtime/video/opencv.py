@@ -32,16 +32,19 @@ class OpenCVSource(VideoSource):
         if is_pipeline(self.path):
             cap = cv2.VideoCapture(self.path, cv2.CAP_GSTREAMER)
             if not cap.isOpened():
-                raise FanEdgeError("OpenCV cannot open the GStreamer pipeline: it needs OpenCV "
-                                   "built with GStreamer (JetPack's is) and a pipeline ending in "
-                                   "appsink")  # fmt: skip
+                raise FanEdgeError(
+                    "OpenCV cannot open the GStreamer pipeline: it needs OpenCV "
+                    "built with GStreamer (JetPack's is) and a pipeline ending in "
+                    "appsink"
+                )
             return cap
         if not Path(self.path).is_file():
             raise FanEdgeError(f"no such video file: {self.path}")
         cap = cv2.VideoCapture(self.path)
         if not cap.isOpened():
-            raise FanEdgeError(f"cannot decode {self.path}: not a video OpenCV can read (try an "
-                               ".mp4)")  # fmt: skip
+            raise FanEdgeError(
+                f"cannot decode {self.path}: not a video OpenCV can read (try an .mp4)"
+            )
         return cap
 
     def _open(self) -> None:
@@ -53,13 +56,15 @@ class OpenCVSource(VideoSource):
         finally:
             cap.release()
         if n == 0:
-            raise FanEdgeError(f"{self.path} has no decodable frames: is the file empty or "
-                               "truncated?")  # fmt: skip
+            raise FanEdgeError(
+                f"{self.path} has no decodable frames: is the file empty or truncated?"
+            )
         # counted by decoding, so exact; OpenCV has already applied the rotation
         self.index = StreamIndex(n, (0,), w, h, "opencv")
 
-    def _read(self, plan: Plan, short_side: int | None,
-              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
+    def _read(
+        self, plan: Plan, short_side: int | None, resample: bool
+    ) -> tuple[np.ndarray, tuple, int, str]:
         wanted, got, i = set(plan.indices), {}, 0
         cap = self._capture()
         try:
@@ -74,7 +79,7 @@ class OpenCVSource(VideoSource):
             cap.release()
         missing = wanted - got.keys()
         if missing:
-            raise FanEdgeError(f"{self.path}: only {i} frames decodable, needed frame "
-                               f"{max(missing)}")  # fmt: skip
+            raise FanEdgeError(
+                f"{self.path}: only {i} frames decodable, needed frame {max(missing)}"
+            )
         return np.stack([got[k] for k in plan.indices]), plan.indices, i, ""
-

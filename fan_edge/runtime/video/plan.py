@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 # A plan's runs are split into this many groups, each decoded by its own decoder in a thread.
-DECODE_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                     else os.cpu_count() or 1)  # fmt: skip
+DECODE_THREADS = min(
+    2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 
 
 @dataclass(frozen=True)

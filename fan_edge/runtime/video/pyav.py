@@ -32,7 +32,6 @@ SKIP_NONREF = {"h264", "hevc"}
 THREAD_TYPE = "SLICE"
 
 
-
 class _PlanBroken(Exception):
     """The index disagreed with what the decoder produced."""
 
@@ -64,8 +63,9 @@ class PyAVSource(VideoSource):
             why = f"demuxing stopped early ({e.strerror})"
         if not pts:
             self.close()
-            raise FanEdgeError(f"{self.path} has no decodable frames: is the file empty or "
-                               "truncated?")  # fmt: skip
+            raise FanEdgeError(
+                f"{self.path} has no decodable frames: is the file empty or truncated?"
+            )
         if any(p is None for p in pts):
             why = why or "packets without timestamps"
         elif len(set(pts)) < len(pts):
@@ -81,32 +81,44 @@ class PyAVSource(VideoSource):
         self._pts = np.asarray(pts, np.int64)[order]  # presentation index -> timestamp
         self._position = {int(p): i for i, p in enumerate(self._pts)}
         keyframes = np.union1d([0], np.flatnonzero(np.asarray(keys)[order]))
-        self.index = StreamIndex(len(pts), tuple(int(k) for k in keyframes), cc.width, cc.height,
-                                 cc.codec.canonical_name,
-                                 sizes=tuple(int(x) for x in np.asarray(sizes)[order]))  # fmt: skip
+        self.index = StreamIndex(
+            len(pts),
+            tuple(int(k) for k in keyframes),
+            cc.width,
+            cc.height,
+            cc.codec.canonical_name,
+            sizes=tuple(int(x) for x in np.asarray(sizes)[order]),
+        )
 
     def _open_container(self, probe: bool):
         try:
             try:
-                container = av.open(self.path, stream_options=None if probe else
-                                    _PROBE_WITHOUT_DECODING)  # fmt: skip
+                container = av.open(
+                    self.path, stream_options=None if probe else _PROBE_WITHOUT_DECODING
+                )
             except ValueError:  # a format that finds its streams only by probing (MPEG-PS)
                 container = av.open(self.path)
         except av.error.FileNotFoundError:
             raise FanEdgeError(f"no such video file: {self.path}") from None
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
             msg = getattr(e, "strerror", None) or type(e).__name__
-            raise FanEdgeError(f"cannot decode {self.path}: not a video FFmpeg can read ({msg})")\
-                from None  # fmt: skip
-        videos = [s for s in container.streams.video
-                  if not s.disposition & av.stream.Disposition.attached_pic]  # not cover art
+            raise FanEdgeError(
+                f"cannot decode {self.path}: not a video FFmpeg can read ({msg})"
+            ) from None
+        videos = [
+            s
+            for s in container.streams.video
+            if not s.disposition & av.stream.Disposition.attached_pic
+        ]  # not cover art
         if not videos:
             container.close()
             raise FanEdgeError(f"cannot decode {self.path}: it has no video stream")
         if videos[0].codec_context is None:
             container.close()
-            raise FanEdgeError(f"cannot decode {self.path}: this FFmpeg has no decoder for its "
-                               "video codec (try --decoder opencv)")  # fmt: skip
+            raise FanEdgeError(
+                f"cannot decode {self.path}: this FFmpeg has no decoder for its "
+                "video codec (try --decoder opencv)"
+            )
         self._stream_index = videos[0].index
         return container
 
@@ -120,8 +132,9 @@ class PyAVSource(VideoSource):
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read(self, plan: Plan, short_side: int | None,
-              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
+    def _read(
+        self, plan: Plan, short_side: int | None, resample: bool
+    ) -> tuple[np.ndarray, tuple, int, str]:
         if not self.index.trusted:
             frames, decoded = self._read_in_order(plan, short_side)
             return frames, plan.indices, decoded, self.index.untrusted_why
@@ -137,8 +150,9 @@ class PyAVSource(VideoSource):
             n = self.index.frames
             indices = segment_indices(n, len(plan.indices)) if resample else plan.indices
             if max(indices) >= n:
-                raise FanEdgeError(f"{self.path}: only {n} frames decodable, needed frame "
-                                   f"{max(indices)}") from None  # fmt: skip
+                raise FanEdgeError(
+                    f"{self.path}: only {n} frames decodable, needed frame {max(indices)}"
+                ) from None
             plan = make_plan(self.index, indices)
             frames, decoded = self._read_in_order(plan, short_side)
             return frames, plan.indices, decoded, str(e)
@@ -154,8 +168,10 @@ class PyAVSource(VideoSource):
                 extra.append(self._open_container(probe=False))
             with ThreadPoolExecutor(len(groups)) as pool:
                 pairs = zip([self._container, *extra], groups, strict=True)
-                jobs = [pool.submit(self._decode_runs, c, g, plan, short_side, got, stop)
-                        for c, g in pairs]  # fmt: skip
+                jobs = [
+                    pool.submit(self._decode_runs, c, g, plan, short_side, got, stop)
+                    for c, g in pairs
+                ]
                 errors = [e for e in (job.exception() for job in jobs) if e is not None]
             if errors:  # the cause, not a decoder that was stopped because of it
                 raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
@@ -164,8 +180,15 @@ class PyAVSource(VideoSource):
             for c in extra:
                 c.close()
 
-    def _decode_runs(self, container, runs, plan: Plan, short_side, got: dict,
-                     stop: threading.Event | None = None) -> int:  # fmt: skip
+    def _decode_runs(
+        self,
+        container,
+        runs,
+        plan: Plan,
+        short_side,
+        got: dict,
+        stop: threading.Event | None = None,
+    ) -> int:
         stream = self._stream(container)
         if not stream.codec_context.is_open:
             stream.thread_type = THREAD_TYPE
@@ -179,8 +202,16 @@ class PyAVSource(VideoSource):
             raise
         return decoded
 
-    def _decode_run(self, container, first: int, last: int, wanted: set, short_side,
-                    got: dict, stop: threading.Event | None) -> int:  # fmt: skip
+    def _decode_run(
+        self,
+        container,
+        first: int,
+        last: int,
+        wanted: set,
+        short_side,
+        got: dict,
+        stop: threading.Event | None,
+    ) -> int:
         """Seek to the keyframe at `first`, decode to `last`; keep the wanted frames."""
         stream = self._stream(container)
         cc = stream.codec_context
@@ -204,8 +235,7 @@ class PyAVSource(VideoSource):
                     if i is None:
                         raise _PlanBroken("a decoded frame has a timestamp the index lacks")
                     if i > todo[0]:
-                        raise _PlanBroken(f"frame {todo[0]} did not decode where the index "
-                                          "put it")  # fmt: skip
+                        raise _PlanBroken(f"frame {todo[0]} did not decode where the index put it")
                     if i == todo[0]:
                         got[i] = self._convert(frame, short_side)
                         self._rotation = int(frame.rotation)
@@ -235,8 +265,16 @@ class PyAVSource(VideoSource):
             self.close()
             raise too_short(self.path, n)
         cc = stream.codec_context
-        return StreamIndex(n, (0,), cc.width, cc.height, cc.codec.canonical_name, rotation,
-                           trusted=False, untrusted_why=why)  # fmt: skip
+        return StreamIndex(
+            n,
+            (0,),
+            cc.width,
+            cc.height,
+            cc.codec.canonical_name,
+            rotation,
+            trusted=False,
+            untrusted_why=why,
+        )
 
     def _read_in_order(self, plan: Plan, short_side) -> tuple[np.ndarray, int]:
         """One pass from the start, frames numbered by decoding order of output."""
@@ -256,8 +294,9 @@ class PyAVSource(VideoSource):
             pass
         missing = wanted - got.keys()
         if missing:
-            raise FanEdgeError(f"{self.path}: only {n} frames decodable, needed frame "
-                               f"{max(missing)}")  # fmt: skip
+            raise FanEdgeError(
+                f"{self.path}: only {n} frames decodable, needed frame {max(missing)}"
+            )
         return np.stack([got[i] for i in plan.indices]), n
 
     def _convert(self, frame, short_side: int | None) -> np.ndarray:
@@ -266,6 +305,7 @@ class PyAVSource(VideoSource):
         try:
             rgb = frame.to_ndarray(format="rgb24")
         except (ValueError, av.error.FFmpegError) as e:
-            raise FanEdgeError(f"{self.path}: cannot convert its {frame.format.name} frames to "
-                               f"RGB ({e})") from None  # fmt: skip
+            raise FanEdgeError(
+                f"{self.path}: cannot convert its {frame.format.name} frames to RGB ({e})"
+            ) from None
         return resized(upright(rgb, int(frame.rotation)), short_side)

@@ -62,8 +62,9 @@ class VideoSource:
         """
         return self.read_plan(self.plan(num_frames), short_side, resample=True)
 
-    def read_plan(self, plan: Plan, short_side: int | None = None, *,
-                  resample: bool = False) -> tuple[np.ndarray, ClipRecord]:  # fmt: skip
+    def read_plan(
+        self, plan: Plan, short_side: int | None = None, *, resample: bool = False
+    ) -> tuple[np.ndarray, ClipRecord]:
         """The frames of `plan` (from `plan` or `make_plan(source.index, indices)`).
 
         If the index proves wrong while decoding, the frames are counted by decoding; then
@@ -75,15 +76,28 @@ class VideoSource:
         decode_ms = (time.perf_counter() - t0) * 1e3
         ix = self.index  # after a fallback: the frames counted by decoding
         return frames, ClipRecord(
-            self.path, self.name, ix.frames, [int(i) for i in indices], decoded, plan.decoded,
-            plan.seeks, ix.codec, ix.width, ix.height, ix.rotation, self.index_ms, decode_ms,
-            fallback)  # fmt: skip
+            self.path,
+            self.name,
+            ix.frames,
+            [int(i) for i in indices],
+            decoded,
+            plan.decoded,
+            plan.seeks,
+            ix.codec,
+            ix.width,
+            ix.height,
+            ix.rotation,
+            self.index_ms,
+            decode_ms,
+            fallback,
+        )
 
     def _open(self) -> None:
         raise NotImplementedError
 
-    def _read(self, plan: Plan, short_side: int | None,
-              resample: bool) -> tuple[np.ndarray, tuple, int, str]:  # fmt: skip
+    def _read(
+        self, plan: Plan, short_side: int | None, resample: bool
+    ) -> tuple[np.ndarray, tuple, int, str]:
         """(frames, their indices, frames decoded, fallback reason or "") (see read_plan)."""
         raise NotImplementedError
 
@@ -98,8 +112,10 @@ class VideoSource:
 
 
 def too_short(path: str, frames: int) -> FanEdgeError:
-    return FanEdgeError(f"{path} has only {frames} frame{'s' * (frames != 1)}: a video model "
-                        "needs motion, give a clip of at least 2 frames")  # fmt: skip
+    return FanEdgeError(
+        f"{path} has only {frames} frame{'s' * (frames != 1)}: a video model "
+        "needs motion, give a clip of at least 2 frames"
+    )
 
 
 def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
@@ -125,4 +141,3 @@ def resized(rgb: np.ndarray, short_side: int | None) -> np.ndarray:
     if size == (w, h):
         return rgb
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
-
