@@ -33,10 +33,9 @@ def main() -> None:
     t0 = time.time()
     fan = make_checkpoint(args.work / "fan.pt", preset_name=args.preset)
     std = make_checkpoint(args.work / "standard.pt", preset_name=args.preset, frames=(8,))
-    quiet = lambda *_: None  # noqa: E731
-    shared = export(fan, [4, 8, 16], args.work / "fan_shared", log=quiet)
-    folded = export(fan, [4, 8, 16], args.work / "fan_folded", fold=True, log=quiet)
-    one = export(std, [8], args.work / "standard_8f", log=quiet)
+    shared = export(fan, [4, 8, 16], args.work / "fan_shared")
+    folded = export(fan, [4, 8, 16], args.work / "fan_folded", fold=True)
+    one = export(std, [8], args.work / "standard_8f")
     one_mb = size_mb(one)
     rows = [
         ("one standalone single-frame-count model (standard, 8F)", one_mb),

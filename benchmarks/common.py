@@ -63,6 +63,4 @@ def cached_bundle(checkpoint: Path, path: Path, **export_options) -> Path:
         return path
     except FanEdgeError:
         pass
-    return export(
-        checkpoint, [4, 8, 16], path, overwrite=path.exists(), log=lambda *_: None, **export_options
-    )
+    return export(checkpoint, [4, 8, 16], path, overwrite=path.exists(), **export_options)

@@ -29,7 +29,6 @@ def export(
     fp16: bool = False,
     strip: bool = False,
     overwrite: bool = False,
-    log=print,
 ) -> Path:
     """Export `checkpoint` to the bundle `out`; with `engine` also build that target."""
     options = {"fp16": fp16, "strip": strip}
@@ -42,7 +41,7 @@ def export(
             raise FanEdgeError(f"--{option} needs --engine {' or '.join(targets_taking(option))}")
     from exporters.onnx_bundle import export_onnx_bundle
 
-    path = export_onnx_bundle(checkpoint, frames, out, fold=fold, overwrite=overwrite, log=log)
+    path = export_onnx_bundle(checkpoint, frames, out, fold=fold, overwrite=overwrite)
     if engine is not None:
         build(path, engine, **options)
     return path

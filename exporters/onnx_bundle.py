@@ -43,6 +43,8 @@ from fan_edge.models.cost import subnet_costs
 from fan_edge.runtime.fold import fold_graph
 from fan_edge.train.checkpoint import load_model
 
+log = logging.getLogger("fan_edge.export")  # progress messages (the CLI shows them)
+
 OPSET = 18
 ALIGN = 4096
 WEIGHTS = "weights.bin"
@@ -63,7 +65,6 @@ def export_onnx_bundle(
     fold: bool = False,
     overwrite: bool = False,
     tolerance: float = TOLERANCE,
-    log=print,
 ) -> Path:
     """Write the bundle folder `out` and return its path."""
     out = Path(os.path.abspath(out))  # `--out .` stays valid after the folder is replaced
@@ -84,12 +85,12 @@ def export_onnx_bundle(
             index = model.select(n)
             net = model.subnetwork(index)
             name = f"fan_{n}f.onnx"
-            log(f"exporting {name} ({n} frames, sub-network {model.frames[index]}F)")
+            log.info(f"exporting {name} ({n} frames, sub-network {model.frames[index]}F)")
             proto = _to_onnx(net, n, cfg.input_size)
             _name_by_checkpoint_key(proto, net, model)
             if fold:
                 done = fold_graph(proto, batchnorm=True)
-                log(
+                log.info(
                     f"  folded {done.alterations} alterations and {done.batchnorms} norms "
                     "into the convolutions"
                 )
@@ -111,7 +112,7 @@ def export_onnx_bundle(
         for rec in records:
             proto, net, n = graphs[rec["file"]]
             rec["max_abs_diff"] = _verify(tmp / rec["file"], net, n, cfg.input_size, tolerance)
-            log(f"  verified {rec['file']}: max |ORT - PyTorch| = {rec['max_abs_diff']:.2e}")
+            log.info(f"  verified {rec['file']}: max |ORT - PyTorch| = {rec['max_abs_diff']:.2e}")
         manifest = _manifest(cfg, ckpt, checkpoint, records, fold)
         manifest["files"] = {p.name: file_record(p) for p in sorted(tmp.iterdir())}
         write_json(tmp / MANIFEST, seal(manifest))  # records the manifest's own sha256

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from fan_edge.errors import FanEdgeError
-from fan_edge.frames import validate_frame_set
+from fan_edge.frames import DEFAULT_FRAMES, validate_frame_set
 
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 4096  # the bundle's input.size goes up to 4096 too
 MAX_WORKERS = 64  # DataLoader processes: more is a typo that forks thousands
@@ -136,7 +136,7 @@ class ModelConfig:
 
     arch: str = "tsm_resnet18"
     num_classes: int = 12
-    frames: tuple[int, ...] = (4, 8, 16)
+    frames: tuple[int, ...] = DEFAULT_FRAMES
     input_size: int = 224
     dropout: float = 0.5
     specialize_norm: bool = True

@@ -7,6 +7,8 @@ from fan_edge.errors import FanEdgeError
 # More frames than any network of the paper takes (SlowFast's fast pathway: 64); a count far
 # beyond it is a typo that would otherwise run out of memory in a forward pass.
 MAX_FRAMES = 256
+# The paper's frame set: what FAN trains, and what export and flops take, unless told.
+DEFAULT_FRAMES = (4, 8, 16)
 
 
 def validate_frame_set(frames: Sequence[int]) -> tuple[int, ...]:

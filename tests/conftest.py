@@ -1,7 +1,8 @@
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from fan_edge.cli import main
+from fan_edge.cli import app
 from fan_edge.config import preset
 
 
@@ -17,17 +18,16 @@ def tiny_cfg():
 
 
 @pytest.fixture
-def cli(capsys):
-    """Run the real console entry point; returns (exit code, stdout, stderr)."""
+def cli():
+    """Run `fan-edge ARGS` through Typer's CliRunner; returns (exit code, stdout, stderr).
+    A crash (an exception that is not a one-line user error) fails the test."""
+    runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = 0
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        result = runner.invoke(app, [str(a) for a in args], prog_name="fan-edge")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.stdout, result.stderr
 
     return run
 
@@ -53,9 +53,7 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory):
     """The tiny checkpoint exported at 4/8/16 frames (shared weights)."""
     from exporters import export
 
-    return export(
-        tiny_checkpoint, [4, 8, 16], tmp_path_factory.mktemp("tb") / "bundle", log=lambda *_: None
-    )
+    return export(tiny_checkpoint, [4, 8, 16], tmp_path_factory.mktemp("tb") / "bundle")
 
 
 @pytest.fixture(scope="session")

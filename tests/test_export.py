@@ -19,13 +19,13 @@ FRAMES = [4, 6, 8, 16, 20]  # 6 and 20 are not trained: nearest sub-network, run
 @pytest.fixture(scope="module")
 def bundle(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("b") / "bundle"
-    return export(tiny_checkpoint, FRAMES, out, log=lambda *_: None)
+    return export(tiny_checkpoint, FRAMES, out)
 
 
 @pytest.fixture(scope="module")
 def folded(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("f") / "bundle"
-    return export(tiny_checkpoint, [4, 8, 16], out, fold=True, log=lambda *_: None)
+    return export(tiny_checkpoint, [4, 8, 16], out, fold=True)
 
 
 def _ort_vs_torch(path, model, n, seed=0):
@@ -197,15 +197,13 @@ def test_failed_export_leaves_nothing_behind(tiny_checkpoint, tmp_path, monkeypa
 
     with pytest.raises(FanEdgeError, match="differs from PyTorch"):
         # tolerance -1: every graph "fails" verification, after its files were written
-        ob.export_onnx_bundle(
-            tiny_checkpoint, [4, 8], tmp_path / "out", tolerance=-1.0, log=lambda *_: None
-        )
+        ob.export_onnx_bundle(tiny_checkpoint, [4, 8], tmp_path / "out", tolerance=-1.0)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_bundle_is_not_overwritten_by_default(bundle, tiny_checkpoint):
     with pytest.raises(FanEdgeError, match="already exists"):
-        export(tiny_checkpoint, [4], bundle, log=lambda *_: None)
+        export(tiny_checkpoint, [4], bundle)
 
 
 def test_tensorrt_missing_is_a_one_line_error(cli, tiny_checkpoint, tmp_path):

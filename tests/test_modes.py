@@ -269,3 +269,15 @@ def test_bn_shift_live_on_a_standard_model(tmp_path, cli):
     )
     assert code == 0 and "data at 4F vs data at 16F" in out
     assert {p.name for p in (tmp_path / "a").iterdir()} == {"bn_shift.json", "bn_shift.png"}
+
+
+def test_train_help_and_checks_name_every_mode(cli):
+    """The CLI imports no torch, so its --mode help is text: it must name every registered
+    mode (and st), and an unknown mode is refused in one line naming them."""
+    from fan_edge.train.api import ST_MODE
+
+    code, out, _ = cli("train", "--help")
+    assert code == 0
+    assert all(name in out for name in [*MODES, ST_MODE])
+    code, _, err = cli("train", "--mode", "nope", "--epochs", "1")
+    assert code == 1 and err.count("\n") == 1 and all(name in err for name in MODES)

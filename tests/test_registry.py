@@ -65,7 +65,7 @@ def test_a_registered_backbone_trains_exports_and_runs(toy_preset, tmp_path, exa
         quiet=True,
     )
     assert result["epochs"][0]["val"].keys() == {"4", "8"}
-    bundle = export(result["checkpoint"], [4, 8], tmp_path / "bundle", log=lambda *_: None)
+    bundle = export(result["checkpoint"], [4, 8], tmp_path / "bundle")
     prediction = Predictor(bundle).predict(example_video, frames=8)
     assert prediction.frames == 8 and len(prediction.labels) == 5
     code, out, err = cli("run", example_video, "--bundle", bundle, "--budget", "4frames")

@@ -181,7 +181,11 @@ def tsm_resnet18(**kwargs) -> TSMResNet:
 
 @register_backbone(
     args=ResNetArgs,
-    presets={"r50": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet"))},
+    presets={
+        "r50": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet")),
+        # bottleneck blocks at the tiny preset's scale: 32 px, a quarter of the channels
+        "tiny50": dict(input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small")),
+    },
 )
 def tsm_resnet50(**kwargs) -> TSMResNet:
     return TSMResNet(block=Bottleneck, layers=(3, 4, 6, 3), **kwargs)

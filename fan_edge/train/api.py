@@ -6,7 +6,7 @@ from pathlib import Path
 from fan_edge.config import DataSpec, ModelConfig, RunConfig, preset
 from fan_edge.data.datasets import open_source
 from fan_edge.errors import FanEdgeError
-from fan_edge.frames import validate_frame_set
+from fan_edge.frames import DEFAULT_FRAMES, validate_frame_set
 
 VAL_SEED_OFFSET = 1000  # synthetic validation clips never overlap the training clips
 ST_MODE = "st"  # Separated Training: one `standard` run per frame count, in sub-folders
@@ -61,7 +61,7 @@ def train_run(
 
     mode, data = cfg.train.mode, cfg.data
     if mode == ST_MODE:
-        counts = validate_frame_set(cfg.model.frames or (4, 8, 16))
+        counts = validate_frame_set(cfg.model.frames or DEFAULT_FRAMES)
         folders = {n: Path(out) / st_run_name(n) for n in counts}
         if resume is True and not any((f / "checkpoint.pt").exists() for f in folders.values()):
             raise FanEdgeError(
@@ -234,7 +234,7 @@ def model_costs(
         cfg = ModelConfig.from_dict(ckpt["model_config"])
         title = str(checkpoint)
     else:
-        cfg = preset(preset_name, num_classes=classes, frames=tuple(frames or (4, 8, 16)))
+        cfg = preset(preset_name, num_classes=classes, frames=tuple(frames or DEFAULT_FRAMES))
         model = build_model(cfg)
         title = f"{cfg.arch} FAN {list(cfg.frames)}"
     size = size or cfg.input_size

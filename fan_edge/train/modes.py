@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from fan_edge.frames import DEFAULT_FRAMES
 from fan_edge.train.losses import cross_entropy_all, mutual_distillation
 
 
@@ -87,7 +88,7 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {
-    "fan": Mode(fan_step, (4, 8, 16), None, plain=False),
+    "fan": Mode(fan_step, DEFAULT_FRAMES, None, plain=False),
     "standard": Mode(standard_step, (16,), 1, plain=True),
     "mixed": Mode(mixed_step, (4, 16), 2, plain=True),
     "proportional": Mode(proportional_step, (4, 16), 2, plain=True),

@@ -6,6 +6,7 @@ nccl on GPU); rank 0 validates, writes checkpoints and metrics. Without it, one 
 
 import contextlib
 import itertools
+import logging
 import math
 import os
 import signal
@@ -31,6 +32,8 @@ from fan_edge.train.checkpoint import init_from, load_checkpoint, save_checkpoin
 from fan_edge.train.losses import DistillationGate
 from fan_edge.train.modes import MODES, StepContext
 from fan_edge.train.plateau import plateau_warning
+
+log = logging.getLogger(__name__)  # messages; the epoch lines are the progress display's
 
 # Training options a resumed run must share with the run it continues (epochs may grow).
 RECIPE = (
@@ -261,7 +264,7 @@ def _train(
     if ckpt is None and train_cfg.init:
         report = init_from(model, train_cfg.init)
         if env.main and not quiet:
-            print(
+            log.info(
                 f"initialised {report['loaded']} tensors from {train_cfg.init}; "
                 f"{len(report['skipped'])} keep their fresh init"
             )
@@ -337,7 +340,7 @@ def _train(
                 if partial
                 else f"epoch {start_epoch}"
             )
-            print(f"resuming {ckpt_path} after {where}")
+            log.info(f"resuming {ckpt_path} after {where}")
 
     def save(epoch: int, partial_epoch: dict | None = None) -> None:
         save_checkpoint(
@@ -491,7 +494,7 @@ def _train(
     if warning:
         result["warning"] = warning
         if not quiet:
-            progress.console.print(f"[bold yellow]warning:[/] {warning}")
+            log.warning(f"warning: {warning}")
     return result
 
 
@@ -512,7 +515,7 @@ def stop_requests():
         if stop.signal:
             raise KeyboardInterrupt
         stop.signal = signal.Signals(signum).name
-        print(f"\n{stop.signal}: stopping after this step (again to stop at once)", flush=True)
+        log.warning(f"{stop.signal}: stopping after this step (again to stop at once)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,20 +1,33 @@
 """`fan-edge demo`: the whole pipeline on built-in synthetic data with the tiny model."""
 
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
+import typer
+
+from fan_edge.cli.app import DEFAULT_BUNDLE, command, console, show_bundle, stages_line
+from fan_edge.frames import DEFAULT_FRAMES
 
 
-def run_demo(
-    out: Path,
-    *,
-    epochs: int = 6,
-    bundle: Path = Path("models/demo"),
-    console: Console | None = None,
-) -> dict:
+@command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo run (replaced).")] = Path(
+        "runs/demo"
+    ),
+    bundle: Annotated[Path, typer.Option(help="Bundle to export (replaced if it is one).")] = (
+        DEFAULT_BUNDLE
+    ),
+    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1, max=1000)] = 6,
+) -> None:
+    """End to end on built-in synthetic data with the tiny model: train, evaluate, export,
+    classify a video."""
+    run_demo(out, epochs=epochs, bundle=bundle)
+
+
+def run_demo(out: Path, *, epochs: int = 6, bundle: Path = DEFAULT_BUNDLE) -> dict:
+    """Train, evaluate, export, profile and classify, printing each step's results."""
     from exporters import export
     from fan_edge.bundle import Bundle, owned_files
-    from fan_edge.cli import stages_line
     from fan_edge.data.synthetic import SyntheticActions
     from fan_edge.data.video import write_video
     from fan_edge.fileio import check_new_dir
@@ -22,7 +35,6 @@ def run_demo(
     from fan_edge.runtime.bench import bench
     from fan_edge.train.api import evaluate_checkpoint, train_from_options
 
-    console = console or Console()
     out = Path(out)
     # the demo replaces its own bundle: refuse anything else now, not after training
     check_new_dir(bundle, overwrite=True, owned=owned_files, kind="bundle")
@@ -55,9 +67,7 @@ def run_demo(
             f"  {n:>2} frames -> {r['subnet_frames']:>2}F sub-network: top-1 {r['top1']:5.1f}%"
         )
     console.rule(f"3/4  export the 4/8/16 sub-networks to {bundle} (shared weights)")
-    export(ckpt, [4, 8, 16], bundle, overwrite=True, log=console.print)
-    from fan_edge.cli import show_bundle
-
+    export(ckpt, DEFAULT_FRAMES, bundle, overwrite=True)
     show_bundle(Bundle(bundle))
     console.rule("4/4  profile this device, then classify a video under a whole-clip budget")
     bench(bundle, iters=5, warmup=2, decode_sizes=((64, 48), (160, 96), (426, 240), (854, 480)))

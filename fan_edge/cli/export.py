@@ -1,0 +1,64 @@
+"""`fan-edge export` (checkpoint -> bundle, needs torch) and `fan-edge build` (bundle ->
+target, torch-free, on the device)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from exporters import targets_help
+from fan_edge.cli.app import (
+    FramesOpt,
+    command,
+    show_bundle,
+)
+from fan_edge.frames import DEFAULT_FRAMES
+
+
+@command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from `fan-edge train`.")],
+    frames: FramesOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Bundle folder (default models/<run>).")] = None,
+    fold: Annotated[bool, typer.Option(help="Standalone graphs, norms folded (no sharing).")] = (
+        False
+    ),
+    engine: Annotated[
+        str | None,
+        typer.Option(help=f"Also build for a target, as `fan-edge build` does: {targets_help()}."),
+    ] = None,
+    fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
+    strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
+) -> None:
+    """Split a FAN checkpoint into per-frame-count ONNX graphs sharing one weights file."""
+    from exporters import export as export_bundle
+    from fan_edge.bundle import Bundle
+
+    out = out or Path("models") / checkpoint.resolve().parent.name
+    path = export_bundle(
+        checkpoint,
+        frames or DEFAULT_FRAMES,
+        out,
+        engine=engine,
+        fold=fold,
+        fp16=fp16,
+        strip=strip,
+        overwrite=overwrite,
+    )
+    show_bundle(Bundle(path))
+
+
+@command("build")
+def build_(
+    bundle: Annotated[Path, typer.Argument(help="A bundle from `fan-edge export`.")],
+    target: Annotated[str, typer.Option(help=f"What to build: {targets_help()}.")],
+    fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
+    strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
+) -> None:
+    """Build a bundle's graphs for a target on this device (no PyTorch needed) and record
+    the artifacts in its manifest, where `fan-edge run --backend trt` finds them."""
+    from exporters import build
+    from fan_edge.bundle import Bundle
+
+    show_bundle(Bundle(build(bundle, target, fp16=fp16, strip=strip)))
