@@ -52,54 +52,64 @@ def build(bundle: str | Path, target: str, **options: bool) -> Path:
     bundle's graphs and record each (file, hash, target, precision, versions) in its
     manifest, replacing that target's earlier ones.
 
-    The bundle is verified first and locked while building; if the build fails, the files it
-    wrote are removed and the manifest is left as it was.
+    The bundle is verified first and locked while building. The artifacts are built in a
+    temporary folder and the new manifest is checked before anything in the bundle changes:
+    a failed build leaves the bundle as it was.
     """
     import json
 
     import fan_edge
-    from fan_edge.bundle import MANIFEST, Bundle, file_record, seal
-    from fan_edge.fileio import locked, write_json
+    from fan_edge.bundle import MANIFEST, Bundle, check_manifest, file_record, seal
+    from fan_edge.fileio import atomic_dir, locked, write_json
 
     spec = get_target(target, **options)
     options = {k: bool(v) for k, v in options.items() if k in spec.options}
     if spec.requires:
         spec.requires()
     path = Bundle(bundle).path  # verified: every hash, every graph
-    folder = path / spec.folder
-    before = set(folder.iterdir()) if folder.is_dir() else set()
     with locked(path, f"building {target} artifacts"):
-        try:
-            folder.mkdir(exist_ok=True)
-            made = spec.build(Bundle(path), folder, **options)
-            manifest = json.loads((path / MANIFEST).read_text())
-            kept, replaced = [], []
-            for old in manifest.get("engines", []):  # this target's earlier build is replaced
-                if old.get("target", "trt") == target:
-                    manifest["files"].pop(old.get("file"), None)
-                    replaced.append(old["file"])
-                else:
-                    kept.append(old)
-            made = [
-                {
-                    **r,
-                    "target": target,
-                    "options": options,
-                    "versions": {"fan_edge": fan_edge.__version__, **r.get("versions", {})},
-                }
-                for r in made
-            ]
-            manifest["engines"] = kept + made
+        original = Bundle(path)  # as it is now that no other build can change it
+        manifest = json.loads((path / MANIFEST).read_text())
+        mine = [r for r in manifest.get("engines", []) if r.get("target", "trt") == target]
+        owned = {r["file"].removeprefix(f"{spec.folder}/") for r in mine}
+
+        def only_mine(folder: Path) -> list[str] | None:  # what --overwrite may replace
+            files = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+            return files if set(files) <= owned else None
+
+        with atomic_dir(
+            path / spec.folder, overwrite=True, owned=only_mine, kind=f"{target} artifact folder"
+        ) as tmp:
+            made = spec.build(original, tmp, **options)
+            records = []
             for r in made:
-                manifest["files"][r["file"]] = file_record(path / r["file"])
-            write_json(path / MANIFEST, seal(manifest))  # re-sealed: the artifacts are in it
-            for name in set(replaced) - {r["file"] for r in made}:  # not rewritten: stale
-                (path / name).unlink(missing_ok=True)
-        except BaseException:
-            for f in set(folder.iterdir()) - before if folder.is_dir() else ():
-                f.unlink()
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-            raise
+                name = r.get("file")
+                if not isinstance(name, str) or "/" in name or not (tmp / name).is_file():
+                    raise FanEdgeError(
+                        f"target {target} recorded {name!r}, which it did not "
+                        f"write into its folder: a bug in the target"
+                    )
+                records.append(
+                    {
+                        **r,
+                        "file": f"{spec.folder}/{name}",
+                        "target": target,
+                        "options": options,
+                        "versions": {"fan_edge": fan_edge.__version__, **r.get("versions", {})},
+                        "_record": file_record(tmp / name),
+                    }
+                )
+            for old in mine:
+                manifest["files"].pop(old["file"], None)
+            kept = [r for r in manifest.get("engines", []) if r not in mine]
+            manifest["engines"] = kept + [
+                {k: v for k, v in r.items() if k != "_record"} for r in records
+            ]
+            for r in records:
+                manifest["files"][r["file"]] = r["_record"]
+            manifest = seal(manifest)
+            check_manifest(manifest, path / MANIFEST)  # before the bundle changes
+        # The artifacts are in place; the manifest that lists them follows them.
+        write_json(path / MANIFEST, manifest)
     Bundle(path)  # the new records pass the runtime's checks
     return path

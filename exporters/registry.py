@@ -6,9 +6,10 @@ and whether that was verified here. The `--target`/`--engine` help and option ch
 dispatch of `build` are read from this table, so a new target is one file and one import in
 `exporters/__init__.py` (or, for a target of your own, one import of your file first).
 
-A build function is `build(bundle, folder, **options) -> [record, ...]`: one record per
-sub-network, `{"frames", "file" (relative to the bundle), "precision", ...}` plus the versions
-of the tools that made it; it runs on the device, torch-free.
+A build function is `build(bundle, folder, **options) -> [record, ...]`: it writes into
+`folder` (a fresh one, swapped in as the bundle's `<target folder>/` when the build succeeds)
+one record per sub-network, `{"frames", "file" (its name in the folder), "precision", ...}`
+plus the versions of the tools that made it; it runs on the device, torch-free.
 """
 
 from collections.abc import Callable

@@ -76,7 +76,7 @@ def build_engine(
     plan_path.write_bytes(bytes(plan))
     return {
         "frames": frames,
-        "file": f"{ENGINE_DIR}/{plan_path.name}",
+        "file": plan_path.name,
         "precision": "fp16" if fp16 else "fp32",
         "stripped": strip,
         "versions": {"tensorrt": trt.__version__},

@@ -262,13 +262,7 @@ class Bundle:
                 f"{self.path} is not a bundle (no {MANIFEST}): create one with `fan-edge export`"
             )
         self.manifest = m = _read_manifest(mpath)
-        c = Fields(mpath, RE_EXPORT)
-        self.subnetworks = _subnetworks(c, m)
-        _trained_frames(c, m)
-        self.classes: list[str] = _classes(c, m)
-        self.input: dict = _input(c, m)
-        self._files = _files(c, m)
-        _weights_and_engines(c, m, self.frames)
+        self.subnetworks, self.classes, self.input, self._files = check_manifest(m, mpath)
         if verify:
             self.verify()
 
@@ -340,6 +334,17 @@ class Bundle:
 
 def _dims(dims: list) -> str:
     return "(" + ", ".join(str(d) if d != "" else "?" for d in dims) + ")"
+
+
+def check_manifest(m: dict, where: Path) -> tuple[list, list[str], dict, dict]:
+    """Every field of a parsed manifest (not its files): (subnetworks, classes, input, files).
+    Writers check a manifest with it before they save one."""
+    c = Fields(where, RE_EXPORT)
+    subnetworks = _subnetworks(c, m)
+    _trained_frames(c, m)
+    classes, inputs, files = _classes(c, m), _input(c, m), _files(c, m)
+    _weights_and_engines(c, m, tuple(s.frames for s in subnetworks))
+    return subnetworks, classes, inputs, files
 
 
 def _read_manifest(mpath: Path) -> dict:

@@ -23,6 +23,8 @@ MAX_WORKERS = 64  # DataLoader processes: more is a typo that forks thousands
 # of that many class names would not fit in memory).
 MAX_CLASSES = 100_000
 MAX_CLIPS = 10_000_000  # generated synthetic clips
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+VAL_SEED_OFFSET = 1000  # synthetic validation clips never overlap the training clips
 
 
 def _is_int(v) -> bool:
@@ -196,8 +198,10 @@ REQUIRED_MODEL_FIELDS = frozenset(
         "std",
     }
 )
-# TSM-ResNet's arguments, top-level fields of the first checkpoint format.
-LEGACY_BACKBONE_FIELDS = frozenset({"width", "stem", "shift_div"})
+# TSM-ResNet's arguments, top-level fields of the first checkpoint format (with these
+# defaults, stored for every arch).
+LEGACY_BACKBONE_DEFAULTS = {"width": 1.0, "stem": "imagenet", "shift_div": 8}
+LEGACY_BACKBONE_FIELDS = frozenset(LEGACY_BACKBONE_DEFAULTS)
 
 
 # Presets (name -> ModelConfig fields), filled by the backbones as they register
@@ -213,6 +217,11 @@ def preset(name: str, **overrides) -> ModelConfig:
 
     if name not in PRESETS:
         raise FanEdgeError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    legacy = sorted(LEGACY_BACKBONE_FIELDS & set(overrides))
+    if legacy:
+        raise FanEdgeError(
+            f"{', '.join(legacy)}: a backbone's own arguments go in backbone={{{legacy[0]!r}: ...}}"
+        )
     fields = {**PRESETS[name], **overrides}
     fields["backbone"] = {**PRESETS[name].get("backbone", {}), **overrides.get("backbone", {})}
     return resolve(ModelConfig(**fields))
@@ -255,14 +264,14 @@ class TrainConfig:
             c.real(name, lambda v: v >= 0, ">= 0")
         c.real(
             "kd_gate",
-            lambda v: v <= 1,
+            lambda v: 0 <= v <= 1,
             "in [0, 1] (a fraction of the way from chance to "
             "100% top-1; 0: distil from the first step)",
         )
-        c.real("rho", lambda v: v <= 1, "in [0, 1] (a probability)")
+        c.real("rho", lambda v: 0 <= v <= 1, "in [0, 1] (a probability)")
         c.flag("distill")
         c.text("init", optional=True)
-        c.integer("seed", 0, 2**32 - 1)  # numpy's seeds are 32-bit
+        c.integer("seed", 0, MAX_SEED)
         c.integer("workers", 0, MAX_WORKERS)
 
     def to_dict(self) -> dict:
@@ -311,6 +320,8 @@ class DataConfig:
                 "num_val": "--num-val",
             },
         )
+        if self.val == "":  # `--val ""`: no validation data
+            object.__setattr__(self, "val", None)
         c.text("data")
         c.text("val", optional=True)
         c.integer("num_videos", 1, MAX_CLIPS)
@@ -402,7 +413,7 @@ class DataSpec:
         c = Check(self)
         c.text("train")
         c.text("val", optional=True)
-        c.integer("val_seed", 0, 2**32 - 1 + 1000)
+        c.integer("val_seed", 0, MAX_SEED + VAL_SEED_OFFSET)
         c.integer("num_val", 1, MAX_CLIPS)
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(self.classes))
@@ -413,7 +424,9 @@ class DataSpec:
     @classmethod
     def of(cls, ckpt: dict) -> "DataSpec | None":
         """The spec a checkpoint recorded (older ones kept it in train_config.extra.data)."""
-        d = ckpt.get("data") or ckpt.get("train_config", {}).get("extra", {}).get("data")
+        train = ckpt.get("train_config")
+        extra = train.get("extra") if isinstance(train, dict) else None
+        d = ckpt.get("data") or (extra.get("data") if isinstance(extra, dict) else None)
         return from_dict(cls, d, "data", {"train"}) if d else None
 
     def differences(self, other: "DataSpec") -> list[str]:

@@ -31,7 +31,7 @@ def fake_tensorrt(monkeypatch):
         plan_path.write_bytes(f"plan {frames} {size} {fp16}".encode())
         return {
             "frames": frames,
-            "file": f"{trt_target.ENGINE_DIR}/{plan_path.name}",
+            "file": plan_path.name,
             "precision": "fp16" if fp16 else "fp32",
             "stripped": strip,
             "versions": {"tensorrt": "10.0-stand-in"},
@@ -56,7 +56,12 @@ def test_build_records_the_engines_in_the_sealed_manifest(bundle, fake_tensorrt,
     assert {e["precision"] for e in Bundle(bundle).manifest["engines"]} == {"fp32"}
 
 
-def test_a_failed_build_leaves_the_bundle_as_it_was(bundle, fake_tensorrt, monkeypatch, cli):
+@pytest.mark.parametrize("built_before", [False, True], ids=["first-build", "rebuild"])
+def test_a_failed_build_leaves_the_bundle_as_it_was(
+    bundle, fake_tensorrt, monkeypatch, cli, built_before
+):
+    if built_before:  # a failed rebuild keeps the engines (and manifest) of the last one
+        assert cli("build", bundle, "--target", "trt", "--fp16")[0] == 0
     before = tree(bundle)
     real = trt_target.build_engine
 
@@ -98,3 +103,19 @@ def test_build_needs_no_torch(bundle):
         [sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out == [trt_target.INSTALL_HINT, "False"]
+
+
+def test_a_target_that_records_a_file_it_did_not_write_changes_nothing(bundle, cli):
+    from exporters import register_target, unregister_target
+
+    @register_target("liar", description="records what it did not write")
+    def build_liar(bundle, folder, **options):
+        return [{"frames": s.frames, "file": "missing.bin"} for s in bundle.subnetworks]
+
+    try:
+        before = tree(bundle)
+        code, _, err = cli("build", bundle, "--target", "liar")
+        assert code == 1 and "did not write" in err and err.count("\n") == 1
+        assert tree(bundle) == before
+    finally:
+        unregister_target("liar")

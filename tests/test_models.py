@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from fan_edge.config import preset
+from fan_edge.config import PRESETS, preset
 from fan_edge.models import (
     BACKBONES,
     FrameAdaptiveNet,
@@ -53,7 +53,11 @@ def test_no_information_crosses_clip_boundaries(t, tiny_cfg):
 @pytest.mark.parametrize("arch", sorted(BACKBONES))
 @pytest.mark.parametrize("t", [1, 3, 5, 20])
 def test_runs_at_any_frame_count(arch, t):
-    model = build_model(preset("tiny", arch=arch, num_classes=7)).eval()
+    tiny = min(
+        (p for p, f in PRESETS.items() if f["arch"] == arch),
+        key=lambda p: PRESETS[p].get("input_size", 224),
+    )
+    model = build_model(preset(tiny, num_classes=7)).eval()
     with torch.no_grad():
         out = model(torch.randn(2, t, 3, 32, 32))
     assert out.shape == (2, 7) and torch.isfinite(out).all()

@@ -280,4 +280,4 @@ def test_train_help_and_checks_name_every_mode(cli):
     assert code == 0
     assert all(name in out for name in [*MODES, ST_MODE])
     code, _, err = cli("train", "--mode", "nope", "--epochs", "1")
-    assert code == 1 and err.count("\n") == 1 and all(name in err for name in MODES)
+    assert code == 2 and err.count("\n") == 1 and all(name in err for name in MODES)

@@ -99,7 +99,7 @@ def inline_target():
             records.append(
                 {
                     "frames": s.frames,
-                    "file": f"{folder.name}/{s.file}",
+                    "file": s.file,
                     "precision": "fp32",
                     "versions": {"onnx": onnx.__version__},
                 }
@@ -153,3 +153,30 @@ def test_a_registered_target_builds_and_its_backend_runs(
     assert Predictor(tiny_bundle).backend_name == "ort-cpu"  # no inline artifacts: skipped
     code, _, err = cli("build", bundle, "--target", "inline", "--fp16")
     assert code == 1 and "--fp16 is not an option of --target inline" in err
+
+
+def test_a_first_format_checkpoint_of_any_backbone_still_resolves(toy_preset):
+    """The first checkpoint format stored a ResNet's width, stem and shift_div for every
+    backbone; for one that takes none of them, their defaults go and anything else is an
+    error naming the field."""
+    from fan_edge.config import ModelConfig
+    from fan_edge.errors import FanEdgeError
+    from fan_edge.models import resolve
+
+    legacy = {
+        "arch": "toy_net",
+        "num_classes": 5,
+        "frames": [4, 8],
+        "input_size": 32,
+        "dropout": 0.0,
+        "specialize_norm": True,
+        "weight_alteration": True,
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+        "width": 1.0,
+        "stem": "imagenet",
+        "shift_div": 8,
+    }
+    assert resolve(ModelConfig.from_dict(legacy)).backbone == {}
+    with pytest.raises(FanEdgeError, match="toy_net takes no arguments of its own, got width"):
+        resolve(ModelConfig.from_dict({**legacy, "width": 0.5}))

@@ -171,3 +171,29 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["epoch"] == 1
+
+
+def test_a_run_written_before_run_configs_resumes(tmp_path):
+    """Resume compares configs, not stored dicts: a version-1 checkpoint (ResNet arguments as
+    model config fields, the data spec under train_config.extra, fewer train config fields)
+    continues with the same options."""
+    train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    cfg = ckpt["model_config"]
+    ckpt["model_config"] = {k: v for k, v in cfg.items() if k != "backbone"} | cfg["backbone"]
+    ckpt["train_config"]["extra"] = {"data": ckpt.pop("data")}
+    del ckpt["train_config"]["kd_gate"]  # a field added since: takes its default
+    ckpt["version"] = 1
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    result = train_from_options(
+        out=tmp_path, mode="fan", frames=[4, 8], resume=True, **{**SMALL, "epochs": 2}
+    )
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2]
+    with pytest.raises(FanEdgeError, match="other lr"):
+        train_from_options(
+            out=tmp_path,
+            mode="fan",
+            frames=[4, 8],
+            resume=True,
+            **{**SMALL, "epochs": 3, "lr": 0.5},
+        )

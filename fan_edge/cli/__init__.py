@@ -1,6 +1,7 @@
 """The `fan-edge` command: a package of thin commands over the library, one module per
-stage of the data flow (train, export, run, data, analyze, demo); each command calls one
-library function. app.py holds what they share.
+stage of the data flow (train, export, run, data, demo, analyze); each command calls one
+library function (demo.py's job is a sequence of them, printed step by step). app.py holds
+what they share.
 
 User mistakes surface as `FanEdgeError`: one line on stderr, exit code 1, no traceback.
 Heavy imports (torch, onnx) happen inside the commands that need them, so `fan-edge run`

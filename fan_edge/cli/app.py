@@ -6,9 +6,12 @@ Output has two channels: results (tables, predictions, paths written) go to stdo
 by the library (`logging`, the "fan_edge" logger) and shown on stderr.
 """
 
+import contextlib
 import logging
+import re
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -18,13 +21,12 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from fan_edge.errors import FanEdgeError
-from fan_edge.runtime.backends import backends_help
+from fan_edge.runtime.backends import backend_names, backends_help
 
 console = Console()  # results: stdout
 
 MAX_BATCH = 4096  # clips in one batch: more is a typo that exhausts memory
 # Ranges of numeric options: typer refuses a value outside one as a usage error (exit code 2).
-MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 # Frame sizes (synth) and input sizes (flops), in pixels: below 16 a clip shows nothing; above
 # 1024 one synthetic clip or one counting pass takes gigabytes.
 MIN_SIZE, MAX_SIZE = 16, 1024
@@ -47,11 +49,53 @@ ThreadsOpt = Annotated[
         max=1024,
     ),
 ]
+
+
+def one_of(names, what: str):
+    """An option callback: the value must be one of `names()` (a registry's, read when the
+    option is parsed, so entries registered after import count); else a usage error."""
+
+    def check(value):
+        if value is not None and value not in names():
+            raise typer.BadParameter(
+                f"{value!r} is not a {what}: choose one of {', '.join(names())}"
+            )
+        return value
+
+    return check
+
+
+def _modes() -> list[str]:
+    from fan_edge.train.api import ST_MODE
+    from fan_edge.train.modes import MODES  # (torch: only when `train` runs)
+
+    return [*MODES, ST_MODE]
+
+
+def _presets() -> list[str]:
+    from fan_edge.config import PRESETS
+    from fan_edge.models import BACKBONES  # noqa: F401  (the backbones register their presets)
+
+    return list(PRESETS)
+
+
 BackendOpt = Annotated[
     str,
     typer.Option(
         help="Inference engine: auto (the first of these available that can run the bundle); "
-        f"{backends_help()}."
+        f"{backends_help()}.",
+        metavar="|".join(backend_names()),
+        callback=one_of(backend_names, "backend"),
+    ),
+]
+PresetOpt = Annotated[str, typer.Option(help=PRESET_HELP, callback=one_of(_presets, "preset"))]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        help="fan: K sub-networks; standard: one count; st: one standard model per count; "
+        "mixed / proportional: the paper's baselines over a low and a high count.",
+        metavar="fan|standard|st|mixed|proportional",
+        callback=one_of(_modes, "training mode"),
     ),
 ]
 
@@ -64,8 +108,7 @@ class Command(TyperCommand):
     def make_parser(self, ctx):
         parser = super().make_parser(ctx)
         for option in {id(o): o for o in parser._long_opt.values()}.values():
-            described = getattr(option.obj, "type_descriptor", None)
-            if option.action == "append" and described and described.annotation == list[int]:
+            if option.action == "append" and option.obj.type_descriptor.annotation == list[int]:
                 option.process = _taking_all_integers(option.process)
         return parser
 
@@ -73,7 +116,9 @@ class Command(TyperCommand):
 def _taking_all_integers(process):
     def take(value, state) -> None:
         process(value, state)
-        while state.rargs and state.rargs[0].isdigit():
+        # ASCII integers, signed: a negative count is then refused by the frame-set check,
+        # with its own message, rather than read as an unknown option
+        while state.rargs and re.fullmatch(r"-?[0-9]+", state.rargs[0]):
             process(state.rargs.pop(0), state)
 
     return take
@@ -82,54 +127,76 @@ def _taking_all_integers(process):
 class Group(TyperGroup):
     """The application: a user mistake is one line on stderr and a non-zero exit (1 for a
     FanEdgeError, 2 for a usage error, 130 when interrupted), never a traceback or a box,
-    whether run as `fan-edge` or through Typer's CliRunner."""
+    whether run as `fan-edge` or through Typer's CliRunner. While a command runs, the
+    library's log messages go to stderr and SIGTERM unwinds like Ctrl-C; both are undone
+    when it returns."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        _show_messages()
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            # `kill` unwinds like Ctrl-C, so temporary files are removed on the way out
-            signal.signal(signal.SIGTERM, _terminated)
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except FanEdgeError as e:
-            typer.echo(f"error: {e}", err=True)
-            sys.exit(1)
-        except typer.TyperException as e:  # a usage error: one line too, not typer's box
-            message = e.format_message() if hasattr(e, "format_message") else "aborted"
-            ctx = getattr(e, "ctx", None)
-            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            if message:  # (no message: the help was shown)
-                typer.echo(f"error: {message}{hint}", err=True)
-            sys.exit(getattr(e, "exit_code", 1))
-        if isinstance(code, int) and code:  # typer.Exit(n), Ctrl-C or SIGTERM (130)
-            if code == 130:
-                typer.echo(
-                    f"error: interrupted ({_SIGNAL[0]}): what was being written was removed",
-                    err=True,
-                )
+        with _messages_on_stderr(), _sigterm_unwinds() as interrupted:
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except FanEdgeError as e:
+                typer.echo(f"error: {e}", err=True)
+                code = 1
+            except typer.TyperException as e:  # a usage error: one line too, not typer's box
+                message = e.format_message() if hasattr(e, "format_message") else "aborted"
+                ctx = getattr(e, "ctx", None)
+                hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+                if message:  # (no message: the help was shown)
+                    typer.echo(f"error: {message}{hint}", err=True)
+                code = getattr(e, "exit_code", 1)
+        code = code if isinstance(code, int) else 0  # typer.Exit(n), Ctrl-C or SIGTERM (130)
+        if code == 130:
+            typer.echo(
+                f"error: interrupted ({interrupted.by}): what was being written was removed",
+                err=True,
+            )
+        if standalone_mode:
             sys.exit(code)
-        sys.exit(0)
+        return code
 
 
-_SIGNAL = ["Ctrl-C"]
+class _Interrupted:
+    by = "Ctrl-C"
 
 
-def _terminated(signum, frame) -> None:
-    _SIGNAL[0] = "SIGTERM"
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """`kill` unwinds like Ctrl-C (a KeyboardInterrupt), so temporary files are removed on
+    the way out. Only the main thread can take signals; a handler someone else installed is
+    left alone."""
+    interrupted = _Interrupted()
+
+    def terminated(signum, frame) -> None:
+        interrupted.by = "SIGTERM"
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield interrupted
+        return
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _show_messages() -> None:
+@contextlib.contextmanager
+def _messages_on_stderr():
     """The library's log messages, one plain line each on the stderr of this call (CliRunner
     swaps it): results stay alone on stdout, so they can be piped."""
     log = logging.getLogger("fan_edge")
-    for h in [h for h in log.handlers if getattr(h, "fan_edge_cli", False)]:
-        log.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.fan_edge_cli = True
+    level = log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 app = typer.Typer(

@@ -6,12 +6,12 @@ from typing import Annotated
 import typer
 
 from fan_edge.cli.app import (
-    MAX_SEED,
     MAX_SIZE,
     MIN_SIZE,
     command,
     console,
 )
+from fan_edge.config import MAX_SEED
 from fan_edge.errors import FanEdgeError
 
 

@@ -28,33 +28,29 @@ def run_demo(out: Path, *, epochs: int = 6, bundle: Path = DEFAULT_BUNDLE) -> di
     """Train, evaluate, export, profile and classify, printing each step's results."""
     from exporters import export
     from fan_edge.bundle import Bundle, owned_files
+    from fan_edge.config import RunConfig
     from fan_edge.data.synthetic import SyntheticActions
     from fan_edge.data.video import write_video
     from fan_edge.fileio import check_new_dir
     from fan_edge.runtime import Predictor
     from fan_edge.runtime.bench import bench
-    from fan_edge.train.api import evaluate_checkpoint, train_from_options
+    from fan_edge.train.api import evaluate_checkpoint, train_run
 
     out = Path(out)
     # the demo replaces its own bundle: refuse anything else now, not after training
     check_new_dir(bundle, overwrite=True, owned=owned_files, kind="bundle")
     console.rule("1/4  train a tiny FAN (4/8/16 frames) on synthetic clips")
-    result = train_from_options(
-        out=out / "fan",
-        data="synthetic",
-        val=None,
+    run = RunConfig().replace(
         mode="fan",
         preset="tiny",
-        frames=None,
         epochs=epochs,
         batch_size=16,
         lr=0.1,
-        kd_lambda=1.0,
-        seed=0,
         num_videos=800,
         num_val=200,
-        overwrite=True,
+        seed=0,
     )
+    result = train_run(run, out / "fan", overwrite=True)
     ckpt = Path(result["checkpoint"])
     console.rule("2/4  evaluate at every frame count (nearest sub-network)")
     console.print(

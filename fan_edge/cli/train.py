@@ -7,16 +7,16 @@ import typer
 
 from fan_edge.cli.app import (
     MAX_BATCH,
-    MAX_SEED,
     MAX_SIZE,
     MIN_SIZE,
-    PRESET_HELP,
     FramesOpt,
+    ModeOpt,
+    PresetOpt,
     command,
     console,
     table,
 )
-from fan_edge.config import MAX_CLASSES, MAX_CLIPS, MAX_WORKERS, OPTION_SECTION, RunConfig
+from fan_edge.config import MAX_CLASSES, MAX_CLIPS, MAX_SEED, MAX_WORKERS, OPTION_SECTION, RunConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
 
@@ -37,14 +37,8 @@ def train(
         ),
     ] = D.data,
     val: Annotated[str | None, typer.Option(help="Validation data (same forms).")] = D.val,
-    mode: Annotated[
-        str,
-        typer.Option(
-            help="fan: K sub-networks; standard: one count; st: one standard model per count; "
-            "mixed / proportional: the paper's baselines over a low and a high count."
-        ),
-    ] = T.mode,
-    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = M.preset,
+    mode: ModeOpt = T.mode,
+    preset: PresetOpt = M.preset,
     frames: FramesOpt = None,
     epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=100_000)] = T.epochs,
     batch_size: Annotated[
@@ -97,7 +91,7 @@ def train(
         M.weight_alteration
     ),
     init: Annotated[
-        str | None,
+        Path | None,
         typer.Option(
             help="Start from this checkpoint's weights (e.g. a pretrained standard model)."
         ),
@@ -191,7 +185,7 @@ def eval_(
 
 @command()
 def flops(
-    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "r50",
+    preset: PresetOpt = "r50",
     frames: FramesOpt = None,
     size: Annotated[
         int | None,

@@ -16,7 +16,7 @@ defaults and checks them (none: the builder takes no arguments of its own).
 import dataclasses
 from collections.abc import Callable
 
-from fan_edge.config import PRESETS, ModelConfig
+from fan_edge.config import LEGACY_BACKBONE_DEFAULTS, PRESETS, ModelConfig
 from fan_edge.errors import FanEdgeError
 
 BACKBONES: dict[str, Callable] = {}
@@ -63,13 +63,25 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
             "own: import its file first)"
         )
     spec = ARGS[cfg.arch]
+    known = {f.name for f in dataclasses.fields(spec)} if spec else set()
+    # The first checkpoint format stored a ResNet's width, stem and shift_div for every
+    # backbone: where this one takes no such argument and the value is that default, it was
+    # never more than a default, and goes.
+    stale = [
+        k
+        for k, v in LEGACY_BACKBONE_DEFAULTS.items()
+        if k not in known and cfg.backbone.get(k, object()) == v
+    ]
+    if stale:
+        cfg = dataclasses.replace(
+            cfg, backbone={k: v for k, v in cfg.backbone.items() if k not in stale}
+        )
     if spec is None:
         if cfg.backbone:
             raise FanEdgeError(
                 f"backbone: {cfg.arch} takes no arguments of its own, got {', '.join(cfg.backbone)}"
             )
         return cfg
-    known = {f.name for f in dataclasses.fields(spec)}
     unknown = sorted(set(cfg.backbone) - known)
     if unknown:
         raise FanEdgeError(

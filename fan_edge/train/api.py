@@ -3,12 +3,11 @@
 import dataclasses
 from pathlib import Path
 
-from fan_edge.config import DataSpec, ModelConfig, RunConfig, preset
+from fan_edge.config import VAL_SEED_OFFSET, DataSpec, ModelConfig, RunConfig, preset
 from fan_edge.data.datasets import open_source
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import DEFAULT_FRAMES, validate_frame_set
 
-VAL_SEED_OFFSET = 1000  # synthetic validation clips never overlap the training clips
 ST_MODE = "st"  # Separated Training: one `standard` run per frame count, in sub-folders
 
 

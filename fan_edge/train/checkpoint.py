@@ -15,7 +15,9 @@ from fan_edge.fileio import atomic_path
 from fan_edge.models import FrameAdaptiveNet, build_model, resolve
 
 FORMAT = "fan-edge-checkpoint"
-VERSION = 1
+# 2: the data spec at the top level (`data`), a backbone's own arguments in
+# `model_config.backbone`. Version 1 files still load (their fields are moved on reading).
+VERSION = 2
 
 
 def save_checkpoint(path: str | Path, **content) -> None:

@@ -229,3 +229,24 @@ def test_fields_added_later_take_their_defaults():
     # the first format: no later field, and TSM-ResNet's arguments as top-level fields
     first = {k: v for k, v in stored.items() if k not in later} | stored["backbone"]
     assert resolve(ModelConfig.from_dict(first)).to_dict() == stored
+
+
+def test_a_version_1_checkpoint_loads_evaluates_and_exports(tiny_checkpoint, tmp_path):
+    """Checkpoints written before RunConfig: version 1, a ResNet's own arguments as model
+    config fields, the data spec under train_config.extra."""
+    from exporters import export
+    from fan_edge.config import DataSpec
+    from fan_edge.train.api import evaluate_checkpoint
+
+    def first_format(ckpt):
+        cfg = ckpt["model_config"]
+        ckpt["model_config"] = {k: v for k, v in cfg.items() if k != "backbone"} | cfg["backbone"]
+        ckpt["train_config"]["extra"] = {"data": ckpt.pop("data")}
+        ckpt["version"] = 1
+
+    path = _edit(tiny_checkpoint, tmp_path, first_format)
+    ckpt = load_checkpoint(path)
+    assert DataSpec.of(ckpt).val == "synthetic" and "backbone" not in ckpt["model_config"]
+    report = evaluate_checkpoint(path, [4])
+    assert report["results"][4]["num_clips"] == 8
+    assert export(path, [4], tmp_path / "bundle").is_dir()
