@@ -21,7 +21,7 @@ __all__ = ["TARGETS", "build", "export", "register_target", "targets_help", "unr
 
 def export(
     checkpoint: str | Path,
-    frames: list[int],
+    frames: list[int] | None,
     out: str | Path,
     *,
     engine: str | None = None,
@@ -30,7 +30,8 @@ def export(
     strip: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Export `checkpoint` to the bundle `out`; with `engine` also build that target."""
+    """Export `checkpoint` at `frames` (None: its trained counts) to the bundle `out`; with
+    `engine` also build that target."""
     options = {"fp16": fp16, "strip": strip}
     if engine is not None:
         target = get_target(engine, "engine", **options)

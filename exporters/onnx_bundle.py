@@ -59,14 +59,15 @@ EP_NOTES = (
 
 def export_onnx_bundle(
     checkpoint: str | Path,
-    frames: list[int],
+    frames: list[int] | None,
     out: str | Path,
     *,
     fold: bool = False,
     overwrite: bool = False,
     tolerance: float = TOLERANCE,
 ) -> Path:
-    """Write the bundle folder `out` and return its path."""
+    """Write the bundle folder `out` and return its path; `frames` None: the frame counts
+    the checkpoint was trained at."""
     out = Path(os.path.abspath(out))  # `--out .` stays valid after the folder is replaced
     replace = {
         "overwrite": overwrite,
@@ -75,8 +76,10 @@ def export_onnx_bundle(
         "inputs": [checkpoint],
     }
     check_new_dir(out, **replace)  # before the export's minutes, not after
-    frames = list(validate_frame_set(frames))
+    if frames is not None:
+        validate_frame_set(frames)  # before loading anything
     model, ckpt = load_model(checkpoint)
+    frames = list(validate_frame_set(frames or model.frames))
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     costs = {c.frames: c for c in subnet_costs(model, cfg.input_size, frames)}
     with atomic_dir(out, **replace) as tmp:
@@ -150,6 +153,7 @@ def _to_onnx(net: torch.nn.Module, frames: int, size: int) -> onnx.ModelProto:
             False if any(v is not None and v.name in weights for v in node.inputs) else None
         ),
     )
+    _drop_zero_biases(proto, weights)
     oo.remove_unused_nodes(proto)
     del proto.metadata_props[:]
     del proto.graph.value_info[:]  # intermediate shapes: ONNX Runtime infers them
@@ -157,6 +161,22 @@ def _to_onnx(net: torch.nn.Module, frames: int, size: int) -> onnx.ModelProto:
         del node.metadata_props[:]
         node.doc_string = ""
     return proto
+
+
+def _drop_zero_biases(proto: onnx.ModelProto, weights: set[str]) -> None:
+    """Remove the all-zero bias the exporter gives every bias-free convolution.
+
+    It is a graph-private constant (the size of the conv's outputs, in every graph), and for
+    a Conv3d torch 2.13's exporter gets its shape wrong, which ONNX Runtime refuses. A zero
+    bias adds nothing, so the Conv loses its third input. A model's own biases (weights) stay.
+    """
+    inits = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 3 or node.input[2] in weights:
+            continue
+        bias = inits.get(node.input[2])
+        if bias is not None and not numpy_helper.to_array(bias).any():
+            del node.input[2]
 
 
 class _quiet_loggers:

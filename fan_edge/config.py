@@ -103,6 +103,16 @@ class Check:
                 self.fail(name, want)
         self._set(name, tuple(float(x) for x in v))
 
+    def integers(self, name: str, count: int, lo: int, hi: int) -> None:
+        v = getattr(self.obj, name)
+        if not (
+            isinstance(v, list | tuple)
+            and len(v) == count
+            and all(_is_int(x) and lo <= x <= hi for x in v)
+        ):
+            self.fail(name, f"a list of {count} integers in {lo}..{hi}")
+        self._set(name, tuple(int(x) for x in v))
+
     def frames(self, name: str, optional: bool = False) -> None:
         v = getattr(self.obj, name)
         if optional and v is None:

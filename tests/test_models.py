@@ -14,7 +14,7 @@ from fan_edge.models import (
     WeightAlteration,
     build_model,
 )
-from fan_edge.models.cost import count_params, subnet_costs
+from fan_edge.models.cost import count_params
 
 ODD_AND_OUTSIDE_T = [1, 2, 3, 4, 5, 8, 16, 20]
 
@@ -158,13 +158,6 @@ def test_fan_extra_parameters_under_one_percent_for_tsm_r50():
     )
     extra = count_params(fan) - count_params(plain)
     assert 0 < extra < 0.01 * count_params(plain)
-
-
-def test_tsm_r50_gflops_match_the_paper():
-    model = build_model(preset("r50", num_classes=174))
-    costs = subnet_costs(model, 224)
-    for c, paper in zip(costs, (16.4, 32.8, 65.5), strict=True):
-        assert abs(c.gflops - paper) / paper < 0.02, (c.frames, c.gflops)
 
 
 def test_flops_reports_every_private_copy_and_what_fan_adds(cli):

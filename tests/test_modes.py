@@ -10,7 +10,7 @@ from fan_edge.config import TrainConfig, preset
 from fan_edge.evaluate import scores, serving_networks
 from fan_edge.models import SpecializedNorm, WeightAlteration, build_model
 from fan_edge.train.api import evaluate_checkpoint, train_from_options
-from fan_edge.train.checkpoint import init_from, load_model
+from fan_edge.train.checkpoint import init_from, load_model, save_untrained
 from fan_edge.train.modes import MODES, StepContext, consecutive_frames
 from fan_edge.train.trainer import check_mode
 
@@ -281,3 +281,23 @@ def test_train_help_and_checks_name_every_mode(cli):
     assert all(name in out for name in [*MODES, ST_MODE])
     code, _, err = cli("train", "--mode", "nope", "--epochs", "1")
     assert code == 2 and err.count("\n") == 1 and all(name in err for name in MODES)
+
+
+def test_bn_shift_live_measures_layer_norms_too(tmp_path):
+    """A transformer's LayerNorms store no statistics; --live measures their input's."""
+    from fan_edge.data.synthetic import CLASSES
+
+    cfg = preset("tiny-uniformer", num_classes=len(CLASSES), frames=(2, 4))
+    ckpt = save_untrained(
+        tmp_path / "ck.pt",
+        cfg,
+        list(CLASSES),
+        data={"train": "synthetic", "val": "synthetic", "val_seed": 1000, "num_val": 4},
+    )
+    stored = {r["layer"] for r in bn_shift_report([ckpt])["comparisons"][0]["layers"]}
+    report = bn_shift_report([ckpt], live=True, frames=[2, 4], clips=4)
+    live = {r["layer"]: r for r in report["comparisons"][0]["layers"]}
+    layer_norms = {n for n in live if ".norm1" in n and "stages.2" in n}
+    assert layer_norms and not layer_norms & stored  # attention blocks' LayerNorms, live only
+    assert stored < set(live)
+    assert all(live[n]["sym_kl"] > 0 for n in layer_norms)

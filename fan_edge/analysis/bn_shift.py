@@ -10,6 +10,12 @@ Three sources of statistics:
 - the same for two checkpoints (e.g. standard models trained at 4 and at 16 frames);
 - `live_stats(...)`: statistics measured on data fed at a given frame count, i.e. what a
   standard model's norms *see* at 4 frames against what they stored while training at 16.
+
+A LayerNorm (transformers) stores no statistics: it normalizes each token with its own.
+The stored comparisons cover BatchNorms only; the live one covers LayerNorms too, with the
+per-channel mean and variance of the LayerNorm's input over every token, the same Gaussian
+per channel as a BatchNorm's (the paper's section 3 argues LN's statistics shift with the
+frame count as BN's do).
 """
 
 from collections.abc import Sequence
@@ -39,11 +45,24 @@ def _batch_norms(net: nn.Module) -> list[tuple[str, _BatchNorm]]:
     ]
 
 
+def _input_norms(net: nn.Module) -> list[tuple[str, nn.Module, int]]:
+    """Every norm whose input statistics can be measured: (name, module, channel dim)."""
+    layer_norms = [
+        (n, m, -1)
+        for n, m in net.named_modules()
+        if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1
+    ]
+    return [(n, m, 1) for n, m in _batch_norms(net)] + layer_norms
+
+
 def stored_stats(model: FrameAdaptiveNet, index: int) -> Stats:
     """Running mean / variance of every batch norm that sub-network `index` uses."""
     norms = _batch_norms(model.subnetwork(index))
     if not norms:
-        raise FanEdgeError("this model has no batch norms with running statistics to compare")
+        raise FanEdgeError(
+            "this model has no batch norms with running statistics to compare: "
+            "use --live to measure its layer norms on data"
+        )
     return {n: (m.running_mean.detach().clone(), m.running_var.detach().clone()) for n, m in norms}
 
 
@@ -57,17 +76,18 @@ def live_stats(
     clips: int = 64,
     batch_size: int = 16,
 ) -> Stats:
-    """Mean / variance of each batch norm's *input*, measured on `clips` clips of `frames`
-    frames, through the sub-network that serves that count (eval mode, nothing updated)."""
+    """Mean / variance per channel of each batch norm's and layer norm's *input*, measured on
+    `clips` clips of `frames` frames, through the sub-network that serves that count (eval
+    mode, nothing updated)."""
     model.eval()
     net = model.subnetwork(model.select(frames))
     sums: dict[str, list] = {}
 
-    def hook(name):
+    def hook(name, channels):
         def record(_module, args, _out):
             x = args[0].detach().double()
-            dims = [d for d in range(x.dim()) if d != 1]
-            n = x.numel() // x.shape[1]
+            dims = [d for d in range(x.dim()) if d != channels % x.dim()]
+            n = x.numel() // x.shape[channels]
             s = sums.setdefault(name, [0, 0.0, 0.0])
             s[0] += n
             s[1] = s[1] + x.sum(dims)
@@ -75,7 +95,7 @@ def live_stats(
 
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in _batch_norms(net)]
+    handles = [m.register_forward_hook(hook(n, c)) for n, m, c in _input_norms(net)]
     try:
         ds = ClipDataset(source, (frames,), cfg.input_size, cfg.mean, cfg.std, train=False)
         subset = torch.utils.data.Subset(ds, range(min(clips, len(ds))))

@@ -12,7 +12,6 @@ from fan_edge.cli.app import (
     command,
     show_bundle,
 )
-from fan_edge.frames import DEFAULT_FRAMES
 
 
 @command()
@@ -38,7 +37,7 @@ def export(
     out = out or Path("models") / checkpoint.resolve().parent.name
     path = export_bundle(
         checkpoint,
-        frames or DEFAULT_FRAMES,
+        frames,
         out,
         engine=engine,
         fold=fold,

@@ -4,7 +4,13 @@ A backbone is one file that registers itself (`@register_backbone`, registry.py)
 import below."""
 
 from fan_edge.config import ModelConfig
-from fan_edge.models import mobilenet_v2, tsm_resnet  # noqa: F401  (register their backbones)
+from fan_edge.models import (  # noqa: F401  (register their backbones)
+    mobilenet_v2,
+    slowfast,
+    tea,
+    tsm_resnet,
+    uniformer,
+)
 from fan_edge.models.fan import FrameAdaptiveNet, convert_to_fan
 from fan_edge.models.layers import (
     AlterationSlot,

@@ -26,13 +26,15 @@ def count_params(module: torch.nn.Module) -> int:
 def subnet_costs(
     model: FrameAdaptiveNet, input_size: int, frames: list[int] | None = None
 ) -> list[SubnetCost]:
-    """Cost of one clip at each frame count in `frames` (default: the trained ones)."""
+    """Cost of one clip at each frame count in `frames` (default: the trained ones). The
+    model may live on the meta device: the count needs shapes only."""
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     out = []
     for n in frames or model.frames:
         net = model.subnetwork(model.select(n))
-        x = torch.zeros(1, n, 3, input_size, input_size)
+        x = torch.zeros(1, n, 3, input_size, input_size, device=device)
         with FlopCounterMode(display=False) as counter:
             net(x)
         out.append(SubnetCost(n, counter.get_total_flops() / 2 / 1e9, count_params(net)))

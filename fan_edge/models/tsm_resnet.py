@@ -78,6 +78,24 @@ def _downsample(cin: int, cout: int, stride: int, norm_layer: NormLayer) -> nn.M
     return nn.Sequential(_conv(cin, cout, 1, stride), norm_layer(cout))
 
 
+STEMS = ("imagenet", "small")
+
+
+def make_stem(stem: str, channels: int, norm_layer: NormLayer) -> nn.Sequential:
+    """`imagenet`: the standard 7x7/2 conv + 3x3/2 max-pool; `small`: one 3x3/2 conv, for
+    32-64 px inputs."""
+    if stem == "imagenet":
+        return nn.Sequential(
+            _conv(3, channels, 7, 2),
+            norm_layer(channels),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+    if stem == "small":
+        return nn.Sequential(_conv(3, channels, 3, 2), norm_layer(channels), nn.ReLU(inplace=True))
+    raise ValueError(f"unknown stem {stem!r}: use one of {', '.join(STEMS)}")
+
+
 class TSMResNet(nn.Module):
     """TSM-ResNet for (B, T, 3, H, W) clips; logits are averaged over time (TSN consensus).
 
@@ -99,19 +117,7 @@ class TSMResNet(nn.Module):
     ):
         super().__init__()
         widths = [max(8, round(64 * width * 2**i)) for i in range(4)]
-        if stem == "imagenet":
-            self.stem = nn.Sequential(
-                _conv(3, widths[0], 7, 2),
-                norm_layer(widths[0]),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
-        elif stem == "small":
-            self.stem = nn.Sequential(
-                _conv(3, widths[0], 3, 2), norm_layer(widths[0]), nn.ReLU(inplace=True)
-            )
-        else:
-            raise ValueError(f"unknown stem {stem!r}: use 'imagenet' or 'small'")
+        self.stem = make_stem(stem, widths[0], norm_layer)
         stages, cin = [], widths[0]
         for i, (w, n) in enumerate(zip(widths, layers, strict=True)):
             blocks = []
@@ -148,9 +154,6 @@ class TSMResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-STEMS = ("imagenet", "small")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 from fan_edge.config import VAL_SEED_OFFSET, DataSpec, ModelConfig, RunConfig, preset
 from fan_edge.data.datasets import open_source
 from fan_edge.errors import FanEdgeError
-from fan_edge.frames import DEFAULT_FRAMES, validate_frame_set
+from fan_edge.frames import validate_frame_set
 
 ST_MODE = "st"  # Separated Training: one `standard` run per frame count, in sub-folders
 
@@ -59,8 +59,9 @@ def train_run(
     from fan_edge.train.trainer import train
 
     mode, data = cfg.train.mode, cfg.data
+    chosen = preset(cfg.model.preset, num_classes=2)  # its input size and frame set
     if mode == ST_MODE:
-        counts = validate_frame_set(cfg.model.frames or DEFAULT_FRAMES)
+        counts = validate_frame_set(cfg.model.frames or chosen.frames)
         folders = {n: Path(out) / st_run_name(n) for n in counts}
         if resume is True and not any((f / "checkpoint.pt").exists() for f in folders.values()):
             raise FanEdgeError(
@@ -81,9 +82,9 @@ def train_run(
         return {"runs": {str(n): r for n, r in runs.items()}}
     if mode not in MODES:
         raise FanEdgeError(f"unknown mode {mode!r}: choose one of {', '.join([*MODES, ST_MODE])}")
-    frames = cfg.model.frames or MODES[mode].default_frames
+    frames = cfg.model.frames or MODES[mode].default_frames(chosen.frames)
     plain = MODES[mode].plain
-    size = preset(cfg.model.preset, num_classes=2).input_size
+    size = chosen.input_size
     seed = cfg.train.seed
     train_src = open_source(data.data, size=size, seed=seed, num_videos=data.num_videos)
     val = data.val if data.val is not None or not data.builtin else data.data
@@ -222,7 +223,10 @@ def model_costs(
     classes: int,
     checkpoint: Path | None = None,
 ) -> dict:
-    """Params and GFLOPs per sub-network of a preset (or a checkpoint's model)."""
+    """Params and GFLOPs per sub-network of a preset (or a checkpoint's model). A preset is
+    built on PyTorch's meta device: shapes only, so any size costs no memory or time."""
+    import torch
+
     from fan_edge.models import build_model
     from fan_edge.models.cost import count_params, subnet_costs
 
@@ -233,21 +237,24 @@ def model_costs(
         cfg = ModelConfig.from_dict(ckpt["model_config"])
         title = str(checkpoint)
     else:
-        cfg = preset(preset_name, num_classes=classes, frames=tuple(frames or DEFAULT_FRAMES))
-        model = build_model(cfg)
+        chosen = {"frames": tuple(frames)} if frames else {}  # default: the preset's frame set
+        cfg = preset(preset_name, num_classes=classes, **chosen)
+        with torch.device("meta"):
+            model = build_model(cfg)
         title = f"{cfg.arch} FAN {list(cfg.frames)}"
     size = size or cfg.input_size
     costs = subnet_costs(model, size, list(frames) if frames else None)
     total = count_params(model)
     private = total - sum(p.numel() for p in model.shared_parameters())
     # the same network as one plain model: one frame count, no private layers
-    plain = count_params(
-        build_model(
-            dataclasses.replace(
-                cfg, frames=cfg.frames[-1:], specialize_norm=False, weight_alteration=False
+    with torch.device("meta"):
+        plain = count_params(
+            build_model(
+                dataclasses.replace(
+                    cfg, frames=cfg.frames[-1:], specialize_norm=False, weight_alteration=False
+                )
             )
         )
-    )
     return {
         "title": f"{title} at {size}x{size}",
         "subnets": [c.__dict__ for c in costs],

@@ -82,14 +82,20 @@ def proportional_step(model, clips, target, ctx: StepContext) -> torch.Tensor:
 @dataclass(frozen=True)
 class Mode:
     step: Callable[..., torch.Tensor]
-    default_frames: tuple[int, ...]
+    # which of a model's frame set (the preset's: low, ..., high) the mode trains by default
+    picks: Callable[[tuple[int, ...]], tuple[int, ...]]
     num_frames: int | None  # how many frame counts it takes; None = any number >= 1
     plain: bool  # one network: no Specialized Normalization, no Weight Alteration
 
+    def default_frames(self, frame_set: tuple[int, ...] = DEFAULT_FRAMES) -> tuple[int, ...]:
+        """The frames this mode trains when none are given, for a preset's `frame_set`
+        (4/8/16 for most; SlowFast's are 16/32/64)."""
+        return self.picks(tuple(sorted(frame_set)))
+
 
 MODES: dict[str, Mode] = {
-    "fan": Mode(fan_step, DEFAULT_FRAMES, None, plain=False),
-    "standard": Mode(standard_step, (16,), 1, plain=True),
-    "mixed": Mode(mixed_step, (4, 16), 2, plain=True),
-    "proportional": Mode(proportional_step, (4, 16), 2, plain=True),
+    "fan": Mode(fan_step, lambda s: s, None, plain=False),
+    "standard": Mode(standard_step, lambda s: s[-1:], 1, plain=True),
+    "mixed": Mode(mixed_step, lambda s: (s[0], s[-1]), 2, plain=True),
+    "proportional": Mode(proportional_step, lambda s: (s[0], s[-1]), 2, plain=True),
 }

@@ -73,7 +73,7 @@ def check_mode(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     if mode is None:
         raise FanEdgeError(f"unknown mode {train_cfg.mode!r}: choose one of {', '.join(MODES)}")
     if mode.num_frames is not None and len(model_cfg.frames) != mode.num_frames:
-        example = " ".join(map(str, mode.default_frames))
+        example = " ".join(map(str, mode.default_frames()))
         raise FanEdgeError(
             f"mode {train_cfg.mode!r} trains on {mode.num_frames} frame count(s), got "
             f"{list(model_cfg.frames)}: pass --frames {example}"
