@@ -160,7 +160,7 @@ def pretrain(args) -> Path | None:
     folder = args.out / "pretrain"
     cfg = RunConfig().replace(
         **PRETRAIN | dict(epochs=args.pretrain_epochs, num_videos=args.pretrain_videos),
-        preset="tiny",
+        preset=args.preset,  # the architecture every model then starts from
         kd_lambda=1.0,
         batch_size=args.batch_size,
         num_val=args.num_val,

@@ -65,3 +65,32 @@ def example_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
     write_video(path, SyntheticActions(1, seed=7).render(0))
     return path
+
+
+NO_TORCH = """
+import sys
+
+class NoTorch:  # records and refuses every attempt to import torch, even a caught one
+    attempts = []
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            self.attempts.append(name)
+            raise ImportError("torch is not allowed in the runtime")
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def run_without_torch(code: str) -> str:
+    """Run `code` in a fresh Python that refuses every import of torch (even a caught one);
+    fail unless it succeeds and imported none. Returns its stdout."""
+    import subprocess
+    import sys
+
+    check = '\nassert not NoTorch.attempts, NoTorch.attempts\nassert "torch" not in sys.modules\n'
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH + code + check], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout

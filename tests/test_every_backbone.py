@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import run_without_torch
 from torch import nn
 
 from exporters import export
@@ -62,9 +63,12 @@ def test_the_conversion_specializes_every_norm_and_places_alterations(cfg):
         assert {id(p) for p in model.subnetwork(i).parameters()} == shared | mine
 
 
-def test_export_matches_pytorch_on_every_engine_and_shares_the_weights(cfg, tmp_path):
+def test_export_matches_pytorch_on_every_engine_and_shares_the_weights(
+    cfg, tmp_path, example_video
+):
     ckpt = save_untrained(tmp_path / "checkpoint.pt", cfg, ["a", "b", "c"])
-    bundle = Bundle(export(ckpt, FRAMES, tmp_path / "bundle"))
+    path = export(ckpt, FRAMES, tmp_path / "bundle")
+    bundle = Bundle(path)
     assert bundle.manifest["weights"] == "shared"
     model = build_model(cfg).eval()
     state = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -99,3 +103,15 @@ def test_export_matches_pytorch_on_every_engine_and_shares_the_weights(cfg, tmp_
                 x, bundle.subnetwork_for(4)
             )
             assert np.abs(got - want).max() < 1e-4, (name, share)
+    # and `fan-edge run` classifies a real video with it, torch-free
+    run = ["run", str(example_video), "--bundle", str(path), "--frames", "4"]
+    out = run_without_torch(
+        f"""
+from fan_edge.cli import main
+try:
+    main({run!r})
+except SystemExit as e:
+    assert e.code in (0, None), e.code
+"""
+    )
+    assert "4 frames" in out or "4F" in out, out

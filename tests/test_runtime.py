@@ -3,13 +3,12 @@
 import json
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_without_torch
 
 from fan_edge import FanEdgeError
 from fan_edge.bundle import Bundle
@@ -220,31 +219,18 @@ def model_classes(bundle):
 
 
 def test_runtime_never_imports_torch(tiny_bundle, example_video):
-    code = f"""
-import sys
-
-class NoTorch:  # records and refuses every attempt to import torch, even a caught one
-    attempts = []
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            self.attempts.append(name)
-            raise ImportError("torch is not allowed in the runtime")
-        return None
-
-sys.meta_path.insert(0, NoTorch())
+    video, bundle = str(example_video), str(tiny_bundle)
+    run_without_torch(
+        f"""
 from fan_edge.cli import main
 try:
-    main(["run", {str(example_video)!r}, "--bundle", {str(tiny_bundle)!r}, "--budget", "8frames"])
+    main(["run", {video!r}, "--bundle", {bundle!r}, "--budget", "8frames"])
 except SystemExit as e:
     assert e.code in (0, None), e.code
 from fan_edge.runtime import Predictor
-Predictor({str(tiny_bundle)!r}, eager=True).predict({str(example_video)!r}, budget="1gflops")
-assert not NoTorch.attempts, NoTorch.attempts
-assert "torch" not in sys.modules
-print("ok")
+Predictor({bundle!r}, eager=True).predict({video!r}, budget="1gflops")
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+    )
 
 
 def _one_frame_video(path):

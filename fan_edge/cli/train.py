@@ -200,10 +200,16 @@ def flops(
     from fan_edge.train.api import model_costs
 
     report = model_costs(preset, frames, size, classes, checkpoint)
-    rows = [
-        [c["frames"], f"{c['gflops']:.3f}", f"{c['params'] / 1e6:.3f}M"] for c in report["subnets"]
-    ]
-    console.print(table(report["title"], ["frames", "GFLOPs", "params"], rows))
+    subnets = report["subnets"]
+    rows = [[c["frames"], f"{c['gflops']:.3f}", f"{c['params'] / 1e6:.3f}M"] for c in subnets]
+    cols = ["frames", "GFLOPs", "params"]
+    if any("paper" in c for c in subnets):  # what the backbone's papers publish, where known
+        cols += ["paper GFLOPs", "source"]
+        rows = [
+            r + ([f"{c['paper_gflops']:g}", c["paper"]] if "paper" in c else ["", ""])
+            for r, c in zip(rows, subnets, strict=True)
+        ]
+    console.print(table(report["title"], cols, rows))
     console.print(
         f"FAN total params {report['total_params'] / 1e6:.3f}M; private to sub-networks "
         f"{report['private_params'] / 1e3:.1f}K in all; FAN adds "

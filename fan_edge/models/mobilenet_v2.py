@@ -16,7 +16,7 @@ from torch import nn
 
 from fan_edge.config import Check
 from fan_edge.models.layers import AlterationSlot, TemporalShift
-from fan_edge.models.registry import register_backbone
+from fan_edge.models.registry import Published, register_backbone
 
 NormLayer = Callable[[int], nn.Module]
 # (expansion t, channels c, blocks n, first stride s) per stage, as in the MobileNetV2 paper
@@ -170,6 +170,11 @@ class MobileNetV2TSM(nn.Module):
             dropout=0.2,
             backbone=dict(width=0.25, stem_stride=1, last_channels=128),
         ),
+    },
+    published={
+        "mbv2": [
+            Published(8, 224, 2.4, "MobileNetV2 (Sandler et al., 2018), Table 4: 300M a frame")
+        ]
     },
 )
 def mobilenet_v2_tsm(**kwargs) -> MobileNetV2TSM:

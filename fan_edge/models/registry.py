@@ -15,6 +15,7 @@ defaults and checks them (none: the builder takes no arguments of its own).
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fan_edge.config import LEGACY_BACKBONE_DEFAULTS, PRESETS, ModelConfig
 from fan_edge.errors import FanEdgeError
@@ -23,21 +24,43 @@ BACKBONES: dict[str, Callable] = {}
 ARGS: dict[str, type | None] = {}  # backbone -> the dataclass of its own arguments
 
 
+@dataclass(frozen=True)
+class Published:
+    """A cost its paper publishes for a preset: GFLOPs (multiply-adds) of one view."""
+
+    frames: int
+    size: int
+    gflops: float
+    source: str  # paper and table
+
+
+PUBLISHED: dict[str, list[Published]] = {}  # preset -> the costs its papers publish
+
+
 def register_backbone(
-    name: str | None = None, *, presets: dict[str, dict] | None = None, args: type | None = None
+    name: str | None = None,
+    *,
+    presets: dict[str, dict] | None = None,
+    args: type | None = None,
+    published: dict[str, list[Published]] | None = None,
 ) -> Callable:
     """Decorator: register a builder under `name` (default: its function name), its own
-    arguments' dataclass `args`, and each of `presets` (name -> ModelConfig fields, the
-    backbone's arguments under "backbone") for `fan-edge train --preset`."""
+    arguments' dataclass `args`, each of `presets` (name -> ModelConfig fields, the
+    backbone's arguments under "backbone") for `fan-edge train --preset`, and the costs the
+    papers publish for them (`fan-edge flops` shows them; a test holds us to 2%)."""
 
     def register(builder: Callable) -> Callable:
         key = name or builder.__name__
         taken = [p for p in presets or {} if p in PRESETS]
         if key in BACKBONES or taken:
             raise ValueError(f"backbone {key!r} or preset {taken} is registered already")
+        unknown = sorted(set(published or {}) - set(presets or {}))
+        if unknown:
+            raise ValueError(f"published costs for presets {unknown} this backbone lacks")
         BACKBONES[key], ARGS[key] = builder, args
         for preset_name, fields in (presets or {}).items():
             PRESETS[preset_name] = {"arch": key, **fields}
+        PUBLISHED.update(published or {})
         return builder
 
     return register
@@ -49,6 +72,7 @@ def unregister_backbone(name: str) -> None:
     ARGS.pop(name, None)
     for preset_name in [p for p, fields in PRESETS.items() if fields.get("arch") == name]:
         del PRESETS[preset_name]
+        PUBLISHED.pop(preset_name, None)
 
 
 def resolve(cfg: ModelConfig) -> ModelConfig:

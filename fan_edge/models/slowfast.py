@@ -23,7 +23,7 @@ from torch import nn
 
 from fan_edge.config import Check
 from fan_edge.models.layers import AlterationSlot
-from fan_edge.models.registry import register_backbone
+from fan_edge.models.registry import Published, register_backbone
 
 NormLayer = Callable[[int], nn.Module]
 # Temporal kernel of (stem, res2, res3, res4, res5), per pathway, as in the paper's Table 1:
@@ -170,6 +170,12 @@ class SlowFastArgs:
         "tiny-slowfast": dict(
             input_size=32, dropout=0.2, backbone=dict(width=0.25, alpha=4, beta_inv=4)
         ),
+    },
+    # the paper's views are 256 px (the FAN paper evaluates SlowFast at 256 too)
+    published={
+        "slowfast-r50": [
+            Published(32, 256, 36.1, "SlowFast (Feichtenhofer et al., ICCV 2019), Table 2: 4x16")
+        ]
     },
 )
 def slowfast_r50(**kwargs) -> SlowFast:

@@ -28,7 +28,7 @@ from torch import nn
 
 from fan_edge.config import Check
 from fan_edge.models.layers import AlterationSlot
-from fan_edge.models.registry import register_backbone
+from fan_edge.models.registry import Published, register_backbone
 from fan_edge.models.tsm_resnet import STEMS, make_stem
 
 NormLayer = Callable[[int], nn.Module]
@@ -219,6 +219,7 @@ class TEANet(nn.Module):
 class TEAArgs:
     """TEA's own arguments (`ModelConfig.backbone`)."""
 
+    layers: tuple[int, ...] = (3, 4, 6, 3)  # blocks per stage (ResNet-50's)
     width: float = 1.0  # channel multiplier of every stage
     stem: str = "imagenet"
     base_width: int = 26  # Res2Net's width of one group at 64 planes
@@ -227,6 +228,7 @@ class TEAArgs:
 
     def __post_init__(self):
         c = Check(self)
+        c.integers("layers", 4, 1, 64)
         c.real("width", lambda w: 0 < w <= 16, "in (0, 16]")
         c.choice("stem", STEMS)
         c.integer("base_width", 1, 1024)
@@ -238,11 +240,20 @@ class TEAArgs:
     args=TEAArgs,
     presets={
         "tea50": dict(input_size=224, dropout=0.5),
-        # the tiny preset's scale: 32 px, a quarter of the channels, a smaller squeeze
+        # the tiny preset's scale: 32 px, a quarter of the channels, ResNet-18's depth (as
+        # `tiny`), a smaller squeeze
         "tiny-tea": dict(
-            input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small", reduction=4)
+            input_size=32,
+            dropout=0.2,
+            backbone=dict(layers=(2, 2, 2, 2), width=0.25, stem="small", reduction=4),
         ),
     },
+    published={
+        "tea50": [
+            Published(8, 224, 35.0, "TEA (Li et al., CVPR 2020), Table 2"),
+            Published(16, 224, 70.0, "TEA (Li et al., CVPR 2020), Table 2"),
+        ]
+    },
 )
-def tea_resnet50(**kwargs) -> TEANet:
-    return TEANet(layers=(3, 4, 6, 3), **kwargs)
+def tea(**kwargs) -> TEANet:  # Res2Net-50 unless `layers` says otherwise
+    return TEANet(**kwargs)

@@ -12,7 +12,7 @@ from torch import nn
 
 from fan_edge.config import Check
 from fan_edge.models.layers import AlterationSlot, TemporalShift
-from fan_edge.models.registry import register_backbone
+from fan_edge.models.registry import Published, register_backbone
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -177,6 +177,7 @@ class ResNetArgs:
         "tiny": dict(input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small")),
         "r18": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet")),
     },
+    published={"r18": [Published(8, 224, 14.4, "ResNet (He et al., 2016), Table 1: 1.8G a frame")]},
 )
 def tsm_resnet18(**kwargs) -> TSMResNet:
     return TSMResNet(block=BasicBlock, layers=(2, 2, 2, 2), **kwargs)
@@ -188,6 +189,13 @@ def tsm_resnet18(**kwargs) -> TSMResNet:
         "r50": dict(input_size=224, backbone=dict(width=1.0, stem="imagenet")),
         # bottleneck blocks at the tiny preset's scale: 32 px, a quarter of the channels
         "tiny50": dict(input_size=32, dropout=0.2, backbone=dict(width=0.25, stem="small")),
+    },
+    published={
+        "r50": [
+            Published(4, 224, 16.4, "FAN (Zhang et al., 2023), Table 1: TSM"),
+            Published(8, 224, 32.8, "FAN, Table 1: TSM (TSM paper, Table 2: 33G)"),
+            Published(16, 224, 65.5, "FAN, Table 1: TSM (TSM paper, Table 2: 65G)"),
+        ]
     },
 )
 def tsm_resnet50(**kwargs) -> TSMResNet:

@@ -25,7 +25,7 @@ from torch import nn
 
 from fan_edge.config import Check
 from fan_edge.models.layers import AlterationSlot
-from fan_edge.models.registry import register_backbone
+from fan_edge.models.registry import Published, register_backbone
 
 
 def _conv3d(cin: int, cout: int, k: tuple, stride: tuple = (1, 1, 1), groups: int = 1):
@@ -219,6 +219,13 @@ class UniFormerArgs:
                 depth=(1, 1, 2, 1), dims=(16, 32, 80, 128), head_dim=16, patch=2, drop_path=0.0
             ),
         ),
+    },
+    published={
+        "uniformer-s": [
+            Published(
+                16, 224, 41.8, "UniFormer (Li et al., ICLR 2022), Table: S 16x4, 167G / 4 views"
+            )
+        ]
     },
 )
 def uniformer(**kwargs) -> UniFormer:

@@ -255,9 +255,20 @@ def model_costs(
                 )
             )
         )
+    papers = {}
+    if checkpoint is None:
+        from fan_edge.models.registry import PUBLISHED
+
+        papers = {(p.frames, p.size): p for p in PUBLISHED.get(preset_name, [])}
+    subnets = []
+    for c in costs:
+        paper = papers.get((c.frames, size))
+        subnets.append(
+            c.__dict__ | ({"paper_gflops": paper.gflops, "paper": paper.source} if paper else {})
+        )
     return {
         "title": f"{title} at {size}x{size}",
-        "subnets": [c.__dict__ for c in costs],
+        "subnets": subnets,
         "total_params": total,
         "private_params": private,  # every sub-network's private copies together
         "extra_params": total - plain,  # what FAN adds to one plain model
