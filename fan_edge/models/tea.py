@@ -65,8 +65,7 @@ class TemporalConv(nn.Module):
     the previous, as TEA's last group) or as identity. (B, T, C, H, W) in and out.
 
     A 2D convolution over (frames, pixels) with a (3, 1) kernel: the same op as TEA's Conv1d
-    and a (3, 1, 1) Conv3d, and the one of the three that exports to ONNX cleanly (torch
-    2.13's exporter gives a bias-free Conv3d a bias of the wrong shape)."""
+    over (B*H*W, C, T), without moving the pixels into the batch."""
 
     def __init__(self, channels: int, shift: bool):
         super().__init__()
