@@ -10,15 +10,23 @@ from fan_edge.train.checkpoint import save_untrained
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    """The CPU, its core count and its vector extensions: PyTorch and ONNX Runtime pick their
+    kernels by ISA (AVX2, AVX-512, VNNI, AMX), so "AMD EPYC, 2 cores" alone does not say
+    which latencies to expect."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and cpu == (platform.processor() or platform.machine()):
+                cpu = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    isa = [
+        name for name in ("avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "avx2") if name in flags
+    ]
+    return f"{cpu}, {os.cpu_count()} cores" + (f", {'/'.join(isa)}" if isa else "")
 
 
 def read_json(path: Path):

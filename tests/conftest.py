@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -8,7 +10,9 @@ from fan_edge.config import preset
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    torch.set_num_threads(2)
+    # `make test` runs two pytest-xdist workers on the project's 2 cores: one thread each,
+    # so that they do not fight over the cores; a plain `pytest` uses both
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture

@@ -352,8 +352,14 @@ def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_pa
     r = p.predict(example_video, budget="10s")
     assert r.frames == 16 and r.predicted["total_ms"] > r.predicted["infer_ms"] > 0
     assert r.reason.startswith("largest within 10000 ms: 16 frames: decode ~")
-    with pytest.raises(FanEdgeError, match="nothing fits 0.001 ms: the cheapest sub-network is 4"):
+    # which sub-network is cheapest is what the profile measured (4F, unless the machine was
+    # busy while bench ran): the error must name the one that over-budget mode would run
+    with pytest.raises(FanEdgeError, match="nothing fits 0.001 ms: the cheapest sub-network is "):
         p.predict(example_video, budget="1us")
+    over = p.predict(example_video, budget="1us", allow_over_budget=True)
+    with pytest.raises(FanEdgeError, match=f"cheapest sub-network is {over.frames} frames: decode"):
+        p.predict(example_video, budget="1us")
+    assert over.reason.startswith(f"over budget 0.001 ms: cheapest is {over.frames} frames")
 
 
 def test_run_many_inputs_keeps_going_past_a_bad_one(tiny_bundle, example_video, tmp_path, cli):
