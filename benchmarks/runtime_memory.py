@@ -24,13 +24,13 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
 
 
-def child(bundle: str, share: bool, load: int, iters: int) -> dict:
+def child(bundle: str, share: bool, load: int, iters: int, backend: str = "ort-cpu") -> dict:
     import numpy as np
 
     from fan_edge.runtime import Predictor
 
     before = rss_mb()
-    pred = Predictor(bundle, backend="ort-cpu", share_weights=share)
+    pred = Predictor(bundle, backend=backend, share_weights=share)
     subs = pred.bundle.subnetworks[-load:] if load < 3 else pred.bundle.subnetworks
     for s in subs:
         pred.session(s)
@@ -55,7 +55,8 @@ def child(bundle: str, share: bool, load: int, iters: int) -> dict:
     }
 
 
-def measure(bundle: Path, share: bool, load: int, iters: int) -> dict:
+def measure(bundle: Path, share: bool, load: int, iters: int, backend: str = "ort-cpu") -> dict:
+    """`child` in a fresh process that never imports torch."""
     cmd = [
         sys.executable,
         __file__,
@@ -68,6 +69,8 @@ def measure(bundle: Path, share: bool, load: int, iters: int) -> dict:
         str(load),
         "--iters",
         str(iters),
+        "--backend",
+        backend,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -80,9 +83,11 @@ def main() -> None:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--share", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--load", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument("--backend", default="ort-cpu", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(str(args.bundle), bool(args.share), args.load, args.iters)))
+        result = child(str(args.bundle), bool(args.share), args.load, args.iters, args.backend)
+        print(json.dumps(result))
         return
     if not args.bundle.exists():
         sys.exit(f"error: no bundle at {args.bundle}: run benchmarks/bundle_size.py first")

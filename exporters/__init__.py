@@ -5,7 +5,7 @@ torch-free, on the device). Targets are one file each and register themselves
 
 from pathlib import Path
 
-from exporters import tensorrt  # noqa: F401  (registers its target)
+from exporters import ort_int8, tensorrt  # noqa: F401  (register their targets)
 from exporters.registry import (
     TARGETS,
     get_target,
@@ -13,6 +13,7 @@ from exporters.registry import (
     targets_help,
     targets_taking,
     unregister_target,
+    used,
 )
 from fan_edge.errors import FanEdgeError
 
@@ -26,20 +27,19 @@ def export(
     *,
     engine: str | None = None,
     fold: bool = False,
-    fp16: bool = False,
-    strip: bool = False,
     overwrite: bool = False,
+    **options: object,
 ) -> Path:
     """Export `checkpoint` at `frames` (None: its trained counts) to the bundle `out`; with
-    `engine` also build that target."""
-    options = {"fp16": fp16, "strip": strip}
+    `engine` also build that target (`options`: the target's, as `build` takes them)."""
     if engine is not None:
         target = get_target(engine, "engine", **options)
         if target.requires:
             target.requires()  # fail before the (slow) ONNX export if its tools are missing
     else:
-        for option in [o for o, used in options.items() if used]:  # a target's option alone
-            raise FanEdgeError(f"--{option} needs --engine {' or '.join(targets_taking(option))}")
+        for option in [o for o, v in options.items() if used(v)]:  # a target's option alone
+            flag = option.replace("_", "-")
+            raise FanEdgeError(f"--{flag} needs --engine {' or '.join(targets_taking(option))}")
     from exporters.onnx_bundle import export_onnx_bundle
 
     path = export_onnx_bundle(checkpoint, frames, out, fold=fold, overwrite=overwrite)
@@ -48,7 +48,7 @@ def export(
     return path
 
 
-def build(bundle: str | Path, target: str, **options: bool) -> Path:
+def build(bundle: str | Path, target: str, **options: object) -> Path:
     """The second stage, torch-free and run on the device: build `target` artifacts from a
     bundle's graphs and record each (file, hash, target, precision, versions) in its
     manifest, replacing that target's earlier ones.
@@ -64,7 +64,7 @@ def build(bundle: str | Path, target: str, **options: bool) -> Path:
     from fan_edge.fileio import atomic_dir, locked, write_json
 
     spec = get_target(target, **options)
-    options = {k: bool(v) for k, v in options.items() if k in spec.options}
+    options = {k: v for k, v in options.items() if k in spec.options and used(v)}
     if spec.requires:
         spec.requires()
     path = Bundle(bundle).path  # verified: every hash, every graph
@@ -72,7 +72,11 @@ def build(bundle: str | Path, target: str, **options: bool) -> Path:
         original = Bundle(path)  # as it is now that no other build can change it
         manifest = json.loads((path / MANIFEST).read_text())
         mine = [r for r in manifest.get("engines", []) if r.get("target", "trt") == target]
-        owned = {r["file"].removeprefix(f"{spec.folder}/") for r in mine}
+        owned = {
+            name.removeprefix(f"{spec.folder}/")
+            for r in mine
+            for name in [r["file"], *r.get("reads", [])]
+        }
 
         def only_mine(folder: Path) -> list[str] | None:  # what --overwrite may replace
             files = [p.name for p in folder.iterdir()] if folder.is_dir() else []
@@ -82,32 +86,32 @@ def build(bundle: str | Path, target: str, **options: bool) -> Path:
             path / spec.folder, overwrite=True, owned=only_mine, kind=f"{target} artifact folder"
         ) as tmp:
             made = spec.build(original, tmp, **options)
-            records = []
+            records, files = [], {}
             for r in made:
-                name = r.get("file")
-                if not isinstance(name, str) or "/" in name or not (tmp / name).is_file():
-                    raise FanEdgeError(
-                        f"target {target} recorded {name!r}, which it did not "
-                        f"write into its folder: a bug in the target"
-                    )
-                records.append(
-                    {
-                        **r,
-                        "file": f"{spec.folder}/{name}",
-                        "target": target,
-                        "options": options,
-                        "versions": {"fan_edge": fan_edge.__version__, **r.get("versions", {})},
-                        "_record": file_record(tmp / name),
-                    }
-                )
+                names = [r.get("file"), *r.get("reads", [])]
+                for name in names:
+                    if not isinstance(name, str) or "/" in name or not (tmp / name).is_file():
+                        raise FanEdgeError(
+                            f"target {target} recorded {name!r}, which it did not "
+                            f"write into its folder: a bug in the target"
+                        )
+                    files[f"{spec.folder}/{name}"] = file_record(tmp / name)
+                record = {
+                    **r,
+                    "file": f"{spec.folder}/{names[0]}",
+                    "target": target,
+                    "options": options,
+                    "versions": {"fan_edge": fan_edge.__version__, **r.get("versions", {})},
+                }
+                if names[1:]:
+                    record["reads"] = [f"{spec.folder}/{n}" for n in names[1:]]
+                records.append(record)
             for old in mine:
-                manifest["files"].pop(old["file"], None)
+                for name in [old["file"], *old.get("reads", [])]:
+                    manifest["files"].pop(name, None)
             kept = [r for r in manifest.get("engines", []) if r not in mine]
-            manifest["engines"] = kept + [
-                {k: v for k, v in r.items() if k != "_record"} for r in records
-            ]
-            for r in records:
-                manifest["files"][r["file"]] = r["_record"]
+            manifest["engines"] = kept + records
+            manifest["files"].update(files)
             manifest = seal(manifest)
             check_manifest(manifest, path / MANIFEST)  # before the bundle changes
         # The artifacts are in place; the manifest that lists them follows them.

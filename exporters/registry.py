@@ -9,7 +9,9 @@ dispatch of `build` are read from this table, so a new target is one file and on
 A build function is `build(bundle, folder, **options) -> [record, ...]`: it writes into
 `folder` (a fresh one, swapped in as the bundle's `<target folder>/` when the build succeeds)
 one record per sub-network, `{"frames", "file" (its name in the folder), "precision", ...}`
-plus the versions of the tools that made it; it runs on the device, torch-free.
+plus the versions of the tools that made it, and `"reads": [names]` for files of the folder
+that artifact needs besides its own (one weights file several graphs share); it runs on the
+device, torch-free.
 """
 
 from collections.abc import Callable
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 
 from fan_edge.errors import FanEdgeError
 
-# Options a target may take; each is a flag of `fan-edge build` and `fan-edge export`.
-OPTIONS = ("fp16", "strip")
+# Options a target may take; each is a flag of `fan-edge build` and `fan-edge export`. A
+# flag (bool) is "used" when true, a valued option when given (not None).
+OPTIONS = ("fp16", "strip", "calib", "calib_clips", "calib_method", "private")
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,11 @@ def unregister_target(name: str) -> None:
     TARGETS.pop(name, None)
 
 
-def get_target(name: str, flag: str = "target", **options: bool) -> Target:
+def used(value: object) -> bool:
+    return value is not None and value is not False
+
+
+def get_target(name: str, flag: str = "target", **options: object) -> Target:
     """The target `name`, after checking that it takes every option used."""
     if name not in TARGETS:
         known = ", ".join(TARGETS) or "none registered"
@@ -82,9 +89,9 @@ def get_target(name: str, flag: str = "target", **options: bool) -> Target:
             f"unknown {flag} {name!r}: choose one of {known} (the ONNX bundle "
             "itself is what `fan-edge export` writes)"
         )
-    bad = [k for k, used in options.items() if used and k not in TARGETS[name].options]
+    bad = [k for k, v in options.items() if used(v) and k not in TARGETS[name].options]
     if bad:
-        raise FanEdgeError(f"--{bad[0]} is not an option of --{flag} {name}")
+        raise FanEdgeError(f"--{bad[0].replace('_', '-')} is not an option of --{flag} {name}")
     return TARGETS[name]
 
 
@@ -98,6 +105,6 @@ def targets_help() -> str:
         f"{t.name}: {t.description}"
         + (" on the target GPU" if t.needs_gpu else "")
         + (" (not verified here)" if not t.verified_here else "")
-        + (f" [--{', --'.join(t.options)}]" if t.options else "")
+        + (f" [--{', --'.join(o.replace('_', '-') for o in t.options)}]" if t.options else "")
         for t in TARGETS.values()
     )

@@ -277,7 +277,8 @@ class Bundle:
         # Graphs sit at the bundle's top level, so their external-data locations (resolved
         # against the graph's own folder) are relative to the bundle too.
         referenced = [s.file for s in self.subnetworks]
-        referenced += [e["file"] for e in self.manifest.get("engines", [])]
+        for e in self.manifest.get("engines", []):
+            referenced += [e["file"], *e.get("reads", [])]
         if self.manifest.get("weights_file"):
             referenced.append(self.manifest["weights_file"])
         for name in referenced:
@@ -515,6 +516,9 @@ def _weights_and_engines(c: Fields, m: dict, frames: tuple[int, ...]) -> None:
             )
         seen.add((target, n))
         c.text(e, "file", at)
+        if "reads" in e:  # files the artifact needs besides its own (a shared weights file)
+            for j in range(len(c.items(e, "reads", at))):
+                c.text(e["reads"], j, f"{at}.reads")
         if "versions" in e:
             c.mapping(e, "versions", at)
         if "precision" in e:

@@ -13,6 +13,23 @@ from fan_edge.cli.app import (
     show_bundle,
 )
 
+CalibOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="ort-int8: calibration videos (a folder, a file listing them, or synthetic)."
+    ),
+]
+CalibClipsOpt = Annotated[
+    int | None, typer.Option(min=1, help="ort-int8: calibration clips per sub-network [32].")
+]
+CalibMethodOpt = Annotated[
+    str | None, typer.Option(help="ort-int8: minmax (default), entropy or percentile.")
+]
+PrivateOpt = Annotated[
+    bool,
+    typer.Option(help="ort-int8: fold norms and alterations into private int8 weights."),
+]
+
 
 @command()
 def export(
@@ -28,12 +45,24 @@ def export(
     ] = None,
     fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
     strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
+    calib: CalibOpt = None,
+    calib_clips: CalibClipsOpt = None,
+    calib_method: CalibMethodOpt = None,
+    private: PrivateOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Split a FAN checkpoint into per-frame-count ONNX graphs sharing one weights file."""
     from exporters import export as export_bundle
     from fan_edge.bundle import Bundle
 
+    target_options = dict(
+        fp16=fp16,
+        strip=strip,
+        calib=calib,
+        calib_clips=calib_clips,
+        calib_method=calib_method,
+        private=private,
+    )
     out = out or Path("models") / checkpoint.resolve().parent.name
     path = export_bundle(
         checkpoint,
@@ -41,9 +70,8 @@ def export(
         out,
         engine=engine,
         fold=fold,
-        fp16=fp16,
-        strip=strip,
         overwrite=overwrite,
+        **target_options,
     )
     show_bundle(Bundle(path))
 
@@ -54,10 +82,22 @@ def build_(
     target: Annotated[str, typer.Option(help=f"What to build: {targets_help()}.")],
     fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
     strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
+    calib: CalibOpt = None,
+    calib_clips: CalibClipsOpt = None,
+    calib_method: CalibMethodOpt = None,
+    private: PrivateOpt = False,
 ) -> None:
     """Build a bundle's graphs for a target on this device (no PyTorch needed) and record
     the artifacts in its manifest, where `fan-edge run --backend trt` finds them."""
     from exporters import build
     from fan_edge.bundle import Bundle
 
-    show_bundle(Bundle(build(bundle, target, fp16=fp16, strip=strip)))
+    options = dict(
+        fp16=fp16,
+        strip=strip,
+        calib=calib,
+        calib_clips=calib_clips,
+        calib_method=calib_method,
+        private=private,
+    )
+    show_bundle(Bundle(build(bundle, target, **options)))

@@ -141,6 +141,113 @@ def fuse_batchnorms(model) -> int:
     return before - _count(model, "BatchNormalization")
 
 
+def fold_batchnorms_into_int8_convs(model) -> int:
+    """In an int8 (QDQ) graph, fold each BatchNormalization into the quantized Conv before it;
+    return folds done. `model` must have its weights loaded.
+
+    The int8 target leaves norms as their own fp32 ops so that the int8 convolution weights
+    stay shared: `DQ(x) -> Conv(DQ(Wq, s)) -> Q -> DQ -> BN`. A norm is per output channel,
+    y = a*conv + b, and so is the weights' dequantization scale: conv(x, Wq*s)*a + b =
+    conv(x, Wq*(s*a)) + b. Each such Conv gets a private scale s*a and an int32 bias b (in
+    the input scale times s*a, as the quantizer writes biases); its int8 weights stay the
+    shared tensor, the Q/DQ pair and the norm disappear, and ONNX Runtime can fuse what is
+    left into one integer convolution. A norm with a non-positive a (the scale would flip
+    sign) is left as it is.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: node for node in graph.node for o in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {v.name for v in graph.output}
+
+    def only_consumer(name: str, node) -> bool:
+        return name not in outputs and [id(c) for c in consumers.get(name, [])] == [id(node)]
+
+    def array(name: str):
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    removed, folds = set(), 0
+    for bn in list(graph.node):
+        if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
+            continue
+        dq = producer.get(bn.input[0])
+        q = (
+            producer.get(dq.input[0])
+            if dq is not None and dq.op_type == "DequantizeLinear"
+            else None
+        )
+        conv = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+        if conv is None or conv.op_type != "Conv" or len(conv.input) != 2:
+            continue
+        if not (only_consumer(conv.output[0], q) and only_consumer(q.output[0], dq)):
+            continue
+        if not only_consumer(dq.output[0], bn):
+            continue
+        x_dq, w_dq = (producer.get(name) for name in conv.input)
+        if x_dq is None or w_dq is None or {x_dq.op_type, w_dq.op_type} != {"DequantizeLinear"}:
+            continue
+        if not only_consumer(w_dq.output[0], conv):
+            continue
+        w_q, w_scale = array(w_dq.input[0]), array(w_dq.input[1])
+        w_zero = array(w_dq.input[2]) if len(w_dq.input) > 2 else None
+        x_scale = array(x_dq.input[1])
+        gamma, beta, mean, var = (array(name) for name in bn.input[1:5])
+        if any(v is None for v in (w_q, w_scale, x_scale, gamma, beta, mean, var)):
+            continue
+        if x_scale.size != 1 or w_scale.shape != (w_q.shape[0],) or _attr(w_dq, "axis", 1) != 0:
+            continue
+        a = gamma / np.sqrt(var + _attr(bn, "epsilon", 1e-5))
+        if not (a > 0).all():
+            continue
+        scale = (w_scale * a).astype(np.float32)
+        bias_scale = (scale * float(x_scale.reshape(()))).astype(np.float32)
+        bias = np.round((beta - mean * a) / bias_scale).astype(np.int32)
+        base = f"{conv.output[0]}_bn"
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(scale, f"{base}_w_scale"),
+                numpy_helper.from_array(bias, f"{base}_bias_q"),
+                numpy_helper.from_array(bias_scale, f"{base}_bias_scale"),
+                numpy_helper.from_array(np.zeros_like(bias), f"{base}_bias_zero"),
+            ]
+        )
+        w_inputs = [w_dq.input[0], f"{base}_w_scale"] + (
+            [w_dq.input[2]] if w_zero is not None else []
+        )
+        new_w = helper.make_node(
+            "DequantizeLinear", w_inputs, [f"{base}_w"], name=f"{base}_w_dq", axis=0
+        )
+        new_b = helper.make_node(
+            "DequantizeLinear",
+            [f"{base}_bias_q", f"{base}_bias_scale", f"{base}_bias_zero"],
+            [f"{base}_b"],
+            name=f"{base}_b_dq",
+            axis=0,
+        )
+        conv.input[1] = f"{base}_w"
+        conv.input.append(f"{base}_b")
+        conv.output[0] = bn.output[0]
+        at = list(graph.node).index(conv)
+        graph.node.insert(at, new_b)
+        graph.node.insert(at, new_w)
+        removed |= {id(q), id(dq), id(bn), id(w_dq)}
+        folds += 1
+    kept = [n for n in graph.node if id(n) not in removed]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for n in graph.node for name in n.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for t in unused:
+        graph.initializer.remove(t)
+    return folds
+
+
 def _check_optimized(before, after, version: str) -> None:
     import onnx
 

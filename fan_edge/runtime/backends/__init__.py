@@ -2,7 +2,7 @@
 `x` (B, T, 3, H, W) float32 -> logits (B, classes). One file per engine; each registers
 itself below."""
 
-from fan_edge.runtime.backends import ort, tensorrt  # noqa: F401  (register their engines)
+from fan_edge.runtime.backends import ort, ort_int8, tensorrt  # noqa: F401  (register them)
 from fan_edge.runtime.backends.registry import (
     AUTO,
     BACKENDS,

@@ -5,6 +5,7 @@ one-line error naming the extra to install.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -56,8 +57,14 @@ class OrtBackend:
         except FanEdgeError:
             return False
 
+    def graph(self, bundle: Bundle, sub: Subnetwork) -> str:
+        """The graph this engine runs for `sub`, relative to the bundle (a build target's
+        engine runs its artifact instead)."""
+        return sub.file
+
     def load(self, bundle: Bundle, sub: Subnetwork) -> RunFn:
         ort = _ort()
+        graph = self.graph(bundle, sub)
         if not self.available():
             raise FanEdgeError(
                 f"ONNX Runtime here has no {self.provider}: "
@@ -67,25 +74,34 @@ class OrtBackend:
         if self.threads:
             so.intra_op_num_threads = self.threads
         kwargs = {}
-        if self.share_weights and bundle.manifest.get("weights_file"):
+        if self.share_weights and self._has_external_data(bundle, graph):
             # Layout optimisations (NCHWc) re-order conv weights into new private tensors.
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             so.add_session_config_entry("session.disable_prepacking", "1")
             # Without the arena, activations are freed after each run instead of being held
             # per session: loaded sub-networks then cost little more than one.
             so.enable_cpu_mem_arena = False
-            for name, value in self._shared_initializers(bundle, sub).items():
+            for name, value in self._shared_initializers(bundle, graph).items():
                 so.add_initializer(name, value)
             kwargs["disabled_optimizers"] = WEIGHT_REWRITING_OPTIMIZERS
-        source = str(bundle.file(sub.file))
+        source = str(bundle.file(graph))
         if not self.share_weights:
-            source = self._folded_bytes(bundle, sub)
+            source = self._private_source(bundle, graph)
         sess = ort.InferenceSession(source, so, providers=[self.provider], **kwargs)
         in_name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
         return lambda x: sess.run([out_name], {in_name: x})[0]
 
     @staticmethod
-    def _folded_bytes(bundle: Bundle, sub: Subnetwork) -> bytes:
+    def _has_external_data(bundle: Bundle, graph: str) -> bool:
+        from fan_edge.bundle import external_locations
+
+        return bool(external_locations(bundle.file(graph)))
+
+    def _private_source(self, bundle: Bundle, graph: str) -> bytes | str:
+        return self._folded_bytes(bundle, graph)
+
+    @staticmethod
+    def _folded_bytes(bundle: Bundle, graph: str) -> bytes:
         """The graph with its weights loaded and Weight Alteration folded (private copy).
 
         The same pass as `export --fold`, alterations only: the session below fuses
@@ -96,23 +112,29 @@ class OrtBackend:
 
         from fan_edge.runtime.fold import fold_graph
 
-        model = onnx.load(str(bundle.file(sub.file)))  # external data: checked by Bundle
+        model = onnx.load(str(bundle.file(graph)))  # external data: checked by Bundle
         fold_graph(model, batchnorm=False)
         return model.SerializeToString()
 
-    def _shared_initializers(self, bundle: Bundle, sub: Subnetwork) -> dict:
-        """OrtValues over one memory map of weights.bin, created once per bundle."""
+    def _shared_initializers(self, bundle: Bundle, graph: str) -> dict:
+        """OrtValues over one memory map of each weights file, created once per bundle."""
         import onnx
 
         ort = _ort()
-        graph = onnx.load(str(bundle.file(sub.file)), load_external_data=False).graph
+        proto = onnx.load(str(bundle.file(graph)), load_external_data=False).graph
+        folder = Path(graph).parent  # external data lies relative to its graph
         out = {}
-        for t in graph.initializer:
+        for t in proto.initializer:
             if t.data_location != onnx.TensorProto.EXTERNAL:
                 continue
             info = {e.key: e.value for e in t.external_data}
-            # `location` was checked by Bundle.verify: listed, hashed, inside the bundle.
-            key = str(bundle.file(info["location"]).resolve())
+            location = (folder / info["location"]).as_posix()
+            if location not in bundle.manifest["files"]:  # listed, hence hashed and inside
+                raise FanEdgeError(
+                    f"{graph} reads weights from {info['location']!r}, which the manifest "
+                    "does not list; refusing to load it: re-export or rebuild the bundle"
+                )
+            key = str(bundle.file(location).resolve())
             if key not in self._shared:
                 self._shared[key] = ({}, np.memmap(key, dtype=np.uint8, mode="r"))
             values, mm = self._shared[key]
@@ -120,7 +142,7 @@ class OrtBackend:
                 off, n = int(info.get("offset", 0)), int(info["length"])
                 if off + n > len(mm):
                     raise FanEdgeError(
-                        f"{sub.file}: tensor {t.name} lies past the end of "
+                        f"{graph}: tensor {t.name} lies past the end of "
                         f"{info['location']}; re-export the bundle"
                     )
                 dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)

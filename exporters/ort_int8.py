@@ -1,0 +1,295 @@
+"""INT8 sub-networks for ONNX Runtime: static post-training quantization in QDQ format,
+calibrated per sub-network at its own frame count, int8 weights shared on disk.
+
+Each sub-network is calibrated on clips read and preprocessed exactly as `fan-edge run` reads
+them (the bundle's sampling rule, resize and normalization) at that sub-network's frame
+count: a 4-frame graph sees 4-frame clips. Weights are int8 per output channel (symmetric),
+activations uint8 per tensor; ONNX Runtime fuses the QDQ pairs into integer kernels.
+
+One set of weights: a sub-network's norms and alterations differ, its convolution weights
+do not. Quantizing the shared graphs (norms and alterations left as their own ops) gives
+every sub-network the same int8 convolution weights (they depend on the weights alone), so
+they are stored once, in `int8/weights.bin`; each graph holds only its own activation scales,
+norms and alterations. `--private` folds each sub-network's norms and alterations into its
+convolutions first (as `export --fold`): fewer ops at run time, but private int8 weights.
+
+Torch-free (onnx, onnxruntime's quantization tools, the runtime's video reader).
+"""
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from exporters.registry import register_target
+from fan_edge.bundle import Bundle, Subnetwork
+from fan_edge.errors import FanEdgeError
+
+TARGET = "ort-int8"
+FOLDER = "int8"
+WEIGHTS = "weights.bin"
+METHODS = ("minmax", "entropy", "percentile")
+DEFAULT_CLIPS = 32
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+# What is quantized: the ops with int8 kernels. Norms stay fp32 (per channel, cheap; the
+# quantizer would otherwise turn their parameters into per-tensor int8). Measured on TSM-R50
+# 4F (benchmarks/precision.py's machine): 234 ms quantizing every op it knows, 179 ms these.
+OPS = ("Conv", "MatMul", "Gemm", "Add", "MaxPool", "Relu")
+SHARE_MIN_BYTES = 256  # smaller tensors (zero points, short scale vectors) stay inline
+ALIGN = 64
+
+
+def _requires():
+    try:
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError:
+        raise FanEdgeError(
+            "ONNX Runtime's quantization tools are missing: pip install 'fan-edge[cpu]'"
+        ) from None
+
+
+def calibration_videos(calib: str | Path, clips: int, scratch: Path) -> list[Path]:
+    """The first `clips` videos of a calibration set: a folder of videos (searched
+    recursively, sorted), a text file listing one video per line (relative to the file), or
+    `synthetic` (clips of the synthetic task, written as .mp4 into `scratch`)."""
+    if clips < 1:
+        raise FanEdgeError(f"--calib-clips must be at least 1, got {clips}")
+    if str(calib) == "synthetic":
+        return _synthetic_videos(clips, scratch)
+    path = Path(calib)
+    if path.is_dir():
+        videos = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+        )
+    elif path.is_file():
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise FanEdgeError(f"cannot read the calibration list {path}: {e}") from None
+        videos = [path.parent / line.split()[0] for line in lines if line.strip()]
+        missing = [v for v in videos if not v.is_file()]
+        if missing:
+            raise FanEdgeError(
+                f"calibration list {path} names {len(missing)} missing video(s), first "
+                f"{missing[0]}: fix the list (paths are relative to it)"
+            )
+    else:
+        raise FanEdgeError(
+            f"no calibration set at {calib}: give a folder of videos, a file listing videos, "
+            "or 'synthetic'"
+        )
+    if len(videos) < clips:
+        raise FanEdgeError(
+            f"calibration set {calib} has {len(videos)} video(s) but --calib-clips asks for "
+            f"{clips}: add videos or lower --calib-clips"
+        )
+    return videos[:clips]
+
+
+def _synthetic_videos(clips: int, folder: Path) -> list[Path]:
+    from fan_edge.data.synthetic import SyntheticActions
+    from fan_edge.data.video import write_video
+
+    data = SyntheticActions(clips, seed=2024)  # not the training (0) or validation seeds
+    videos = [folder / f"clip{i:04d}.mp4" for i in range(clips)]
+    for i, path in enumerate(videos):
+        write_video(path, data.render(i))
+    return videos
+
+
+def calibration_clips(bundle: Bundle, sub: Subnetwork, videos: list[Path]) -> list[np.ndarray]:
+    """Each video read as `fan-edge run` reads it for `sub`: (1, T, 3, S, S) float32."""
+    from fan_edge.data.transforms import eval_transform
+    from fan_edge.runtime.video import open_video
+
+    spec, out = bundle.input, []
+    for video in videos:
+        try:
+            with open_video(video) as source:
+                raw, _ = source.read(sub.frames, short_side=spec["size"])
+        except FanEdgeError as e:
+            raise FanEdgeError(f"calibration video {video}: {e}") from None
+        out.append(eval_transform(raw, spec["size"], spec["mean"], spec["std"])[None])
+    return out
+
+
+class _Clips:
+    """The CalibrationDataReader interface over a list of preprocessed clips."""
+
+    def __init__(self, name: str, clips: list[np.ndarray]):
+        self.name, self.clips, self.it = name, clips, iter(clips)
+
+    def get_next(self):
+        x = next(self.it, None)
+        return None if x is None else {self.name: x}
+
+    def rewind(self):
+        self.it = iter(self.clips)
+
+
+def quantize_subnetwork(bundle: Bundle, sub: Subnetwork, clips, *, method: str, private: bool):
+    """The sub-network's graph quantized (QDQ; int8 per-channel weights, uint8 activations)
+    with `clips` as calibration data; returns the ModelProto with its weights inline."""
+    import onnx
+
+    from fan_edge.runtime.fold import fold_graph
+
+    model = onnx.load(str(bundle.file(sub.file)))  # external weights loaded
+    if private:
+        fold_graph(model, batchnorm=True)
+    root = logging.getLogger()  # the quantizer advises its pre-processing on the root logger;
+    level = root.level  # we skip it on purpose (its Conv+BN fusion would unshare the weights)
+    root.setLevel(logging.ERROR)
+    try:
+        return _quantize(model, clips, method)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(model, clips, method: str):
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="fan-edge-int8-") as tmp:
+        out = Path(tmp) / "q.onnx"
+        quantize_static(
+            model,
+            str(out),
+            _Clips(model.graph.input[0].name, clips),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[method],
+            op_types_to_quantize=list(OPS),
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+        return onnx.load(str(out))
+
+
+def share_weights(models: dict[str, object], folder: Path) -> bool:
+    """Move every large initializer that more than one graph holds, byte for byte under the
+    same name, into one `weights.bin` (each stored once); write the graphs into `folder`.
+    Returns whether anything was shared."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    def key(t) -> tuple:
+        return (t.name, t.data_type, tuple(t.dims), hashlib.sha256(t.raw_data).digest())
+
+    count: dict[tuple, int] = {}
+    for m in models.values():
+        for t in m.graph.initializer:
+            if t.HasField("raw_data") and len(t.raw_data) >= SHARE_MIN_BYTES:
+                count[key(t)] = count.get(key(t), 0) + 1
+    offsets: dict[tuple, tuple[int, int]] = {}
+    with open(folder / WEIGHTS, "wb") as f:
+        for m in models.values():
+            for t in m.graph.initializer:
+                if not t.HasField("raw_data") or count.get(key(t), 0) < 2:
+                    continue
+                k = key(t)
+                if k not in offsets:
+                    f.write(b"\0" * (-f.tell() % ALIGN))
+                    offsets[k] = (f.tell(), len(t.raw_data))
+                    f.write(t.raw_data)
+                set_external_data(t, WEIGHTS, offset=offsets[k][0], length=offsets[k][1])
+                t.ClearField("raw_data")
+                t.data_location = onnx.TensorProto.EXTERNAL
+    if not offsets:
+        (folder / WEIGHTS).unlink()
+    for name, m in models.items():
+        onnx.save_model(m, str(folder / name))
+    return bool(offsets)
+
+
+def _agreement(bundle: Bundle, sub: Subnetwork, graph: Path, clips) -> dict:
+    """int8 against fp32 on the calibration clips: largest logit difference, top-1 agreement."""
+    import onnxruntime as ort
+
+    def run(path):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: x})[0] for x in clips])
+
+    fp32, int8 = run(bundle.file(sub.file)), run(graph)
+    return {
+        "max_abs_diff": float(np.abs(fp32 - int8).max()),
+        "top1_agreement": float((fp32.argmax(1) == int8.argmax(1)).mean()),
+    }
+
+
+@register_target(
+    TARGET,
+    folder=FOLDER,
+    options=("calib", "calib_clips", "calib_method", "private"),
+    requires=_requires,
+    description="int8 ONNX graphs (QDQ), calibrated per sub-network, int8 weights shared",
+)
+def build_int8(
+    bundle: Bundle,
+    folder: Path,
+    *,
+    calib: str | None = None,
+    calib_clips: int | None = None,
+    calib_method: str | None = None,
+    private: bool = False,
+) -> list[dict]:
+    import onnxruntime
+
+    if calib is None:
+        raise FanEdgeError(
+            f"--target {TARGET} needs calibration clips: --calib FOLDER|LIST|synthetic"
+        )
+    method = calib_method or "minmax"
+    if method not in METHODS:
+        raise FanEdgeError(f"unknown --calib-method {method!r}: choose one of {', '.join(METHODS)}")
+    if bundle.manifest.get("weights") != "shared":
+        raise FanEdgeError(
+            f"--target {TARGET} quantizes a shared bundle; this one was exported with --fold: "
+            "export it without --fold (use --private for folded int8 graphs)"
+        )
+    models, records, clips_by_file = {}, [], {}
+    with tempfile.TemporaryDirectory(prefix="fan-edge-calib-") as scratch:
+        videos = calibration_videos(calib, calib_clips or DEFAULT_CLIPS, Path(scratch))
+        clips_per_count = {
+            s.frames: calibration_clips(bundle, s, videos) for s in bundle.subnetworks
+        }
+    for sub in bundle.subnetworks:
+        clips = clips_per_count[sub.frames]
+        name = Path(sub.file).with_suffix(".int8.onnx").name
+        models[name] = quantize_subnetwork(bundle, sub, clips, method=method, private=private)
+        clips_by_file[name] = (sub, clips)
+        records.append(
+            {
+                "frames": sub.frames,
+                "file": name,
+                "precision": "int8",
+                "weights": "private" if private else "shared",
+                "calibration": {
+                    "clips": len(clips),
+                    "method": method,
+                    "input_shape": list(clips[0].shape),
+                    "source": str(calib),
+                },
+                "versions": {"onnxruntime": onnxruntime.__version__},
+            }
+        )
+    shared = share_weights(models, folder)
+    for r in records:
+        sub, clips = clips_by_file[r["file"]]
+        r["agreement"] = _agreement(bundle, sub, folder / r["file"], clips)
+        if shared:
+            r["reads"] = [WEIGHTS]
+    return records

@@ -1,0 +1,221 @@
+"""`fan-edge build BUNDLE --target ort-int8 --calib DATA`: int8 sub-networks calibrated at
+their own frame counts, int8 weights stored once, run by the `ort-int8-cpu` backend."""
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from conftest import run_without_torch
+
+import exporters.ort_int8 as int8
+from exporters import build
+from fan_edge import FanEdgeError
+from fan_edge.bundle import Bundle
+from fan_edge.runtime import Predictor
+from fan_edge.runtime.backends import pick_backend, precision
+
+CLIPS = 4
+
+
+def tree(path):
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_bundle, tmp_path_factory):
+    """The tiny bundle with int8 graphs, and what each quantization call was given."""
+    path = shutil.copytree(tiny_bundle, tmp_path_factory.mktemp("int8") / "bundle")
+    seen = []
+    quantize = int8.quantize_subnetwork
+
+    def spy(bundle, sub, clips, **kw):
+        seen.append((sub.frames, [c.shape for c in clips]))
+        return quantize(bundle, sub, clips, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(int8, "quantize_subnetwork", spy)
+        build(path, "ort-int8", calib="synthetic", calib_clips=CLIPS)
+    return Bundle(path), seen
+
+
+def records(bundle):
+    return {e["frames"]: e for e in bundle.manifest["engines"] if e["target"] == "ort-int8"}
+
+
+def test_each_subnetwork_is_calibrated_on_clips_of_its_own_frame_count(calibrated):
+    bundle, seen = calibrated
+    assert sorted(n for n, _ in seen) == [4, 8, 16]
+    size = bundle.input["size"]
+    for n, shapes in seen:
+        assert shapes == [(1, n, 3, size, size)] * CLIPS
+        assert records(bundle)[n]["calibration"]["input_shape"] == [1, n, 3, size, size]
+
+
+def test_int8_graphs_pass_the_checker_and_match_fp32_on_calibration_clips(calibrated, tmp_path):
+    bundle, _ = calibrated
+    videos = int8.calibration_videos("synthetic", CLIPS, tmp_path)
+    fp32 = Predictor(bundle, backend="ort-cpu")
+    q = Predictor(bundle, backend="ort-int8-cpu")
+    assert q.precision == "int8" and fp32.precision == "fp32"
+    for sub in bundle.subnetworks:
+        rec = records(bundle)[sub.frames]
+        onnx.checker.check_model(str(bundle.file(rec["file"])), full_check=True)
+        graph = onnx.load(str(bundle.file(rec["file"])), load_external_data=False).graph
+        ops = {n.op_type for n in graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        for x in int8.calibration_clips(bundle, sub, videos):
+            want, got = fp32.logits(x, sub), q.logits(x, sub)
+            assert np.abs(got - want).max() <= 0.05 * np.abs(want).max() + 1e-3
+        assert 0 <= rec["agreement"]["max_abs_diff"] <= 0.05 * np.abs(want).max() + 1e-3
+
+
+def test_shared_int8_weights_are_stored_once(calibrated):
+    bundle, _ = calibrated
+    blob = bundle.file("int8/weights.bin")
+    fp32_bytes = bundle.file("weights.bin").stat().st_size
+    # int8 convolution weights: a quarter of the fp32 ones (plus their per-channel scales)
+    assert 0.2 * fp32_bytes < blob.stat().st_size < 0.35 * fp32_bytes
+    spans, inline = [], {}
+    for n, rec in records(bundle).items():
+        assert rec["reads"] == ["int8/weights.bin"] and rec["weights"] == "shared"
+        graph = onnx.load(str(bundle.file(rec["file"])), load_external_data=False).graph
+        mine = set()
+        for t in graph.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                info = {e.key: e.value for e in t.external_data}
+                mine.add((t.name, int(info["offset"]), int(info["length"])))
+            elif len(t.raw_data) >= int8.SHARE_MIN_BYTES:
+                inline.setdefault((t.name, t.raw_data), []).append(n)
+        spans.append(mine)
+    assert spans[0] == spans[1] == spans[2]  # every graph reads the same tensors...
+    ends = sorted((off, off + length) for _, off, length in spans[0])
+    assert all(a[1] <= b[0] for a, b in zip(ends, ends[1:], strict=False))  # ...stored once
+    assert ends[-1][1] <= blob.stat().st_size
+    assert not [k for k, where in inline.items() if len(where) > 1]  # nothing shared inline
+
+
+def test_both_weight_modes_of_the_int8_backend_agree(calibrated):
+    bundle, _ = calibrated
+    x = np.random.default_rng(0).standard_normal((2, 8, 3, 32, 32)).astype(np.float32)
+    sub = bundle.subnetwork_for(8)
+    shared = Predictor(bundle, backend="ort-int8-cpu", share_weights=True).logits(x, sub)
+    private = Predictor(bundle, backend="ort-int8-cpu", share_weights=False).logits(x, sub)
+    # the speed mode folds the norms into the convolutions, so its outputs are quantized after
+    # the norm instead of before: a few quantization steps apart, no more
+    assert np.abs(shared - private).max() <= 0.05 * np.abs(shared).max()
+
+
+def test_auto_keeps_fp32_and_a_bundle_without_int8_says_how_to_build(calibrated, tiny_bundle):
+    bundle, _ = calibrated
+    assert precision(bundle, pick_backend("auto", bundle).name) == "fp32"
+    with pytest.raises(FanEdgeError, match="--target ort-int8 --calib"):
+        Predictor(tiny_bundle, backend="ort-int8-cpu").session(Bundle(tiny_bundle).subnetworks[0])
+
+
+def test_private_mode_folds_into_private_weights(tiny_bundle, tmp_path):
+    path = shutil.copytree(tiny_bundle, tmp_path / "b")
+    build(path, "ort-int8", calib="synthetic", calib_clips=2, private=True)
+    bundle = Bundle(path)
+    for rec in records(bundle).values():
+        assert rec["weights"] == "private"
+        graph = onnx.load(str(bundle.file(rec["file"])), load_external_data=False).graph
+        assert "BatchNormalization" not in {n.op_type for n in graph.node}
+    x = np.random.default_rng(1).standard_normal((1, 4, 3, 32, 32)).astype(np.float32)
+    sub = bundle.subnetwork_for(4)
+    want = Predictor(bundle, backend="ort-cpu").logits(x, sub)
+    got = Predictor(bundle, backend="ort-int8-cpu").logits(x, sub)
+    assert np.abs(got - want).max() <= 0.05 * np.abs(want).max() + 1e-3
+
+
+def _list(tmp_path, name, videos):
+    listing = tmp_path / f"{name}.txt"
+    listing.write_text("".join(f"{v} 0\n" for v in videos))
+    return listing
+
+
+@pytest.mark.parametrize(
+    "case, word",
+    [
+        ("too-few", "has 1 video(s) but --calib-clips asks for 2"),
+        ("corrupt", "calibration video"),
+        ("missing-listed", "missing video"),
+        ("nothing", "no calibration set at"),
+        ("no-calib", "needs calibration clips: --calib"),
+        ("method", "unknown --calib-method 'best'"),
+    ],
+)
+def test_a_bad_calibration_set_is_a_one_line_error_and_changes_nothing(
+    tiny_bundle, tmp_path, example_video, cli, case, word
+):
+    path = shutil.copytree(tiny_bundle, tmp_path / "b")
+    before = tree(path)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    calib = {
+        "too-few": _list(tmp_path, "few", [example_video]),
+        "corrupt": _list(tmp_path, "corrupt", [example_video, bad]),
+        "missing-listed": _list(tmp_path, "missing", [example_video, tmp_path / "gone.mp4"]),
+        "nothing": tmp_path / "nowhere",
+        "no-calib": None,
+        "method": "synthetic",
+    }[case]
+    argv = ["build", path, "--target", "ort-int8", "--calib-clips", "2"]
+    if calib is not None:
+        argv += ["--calib", calib]
+    if case == "method":
+        argv += ["--calib-method", "best"]
+    code, _, err = cli(*argv)
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert word in err, err
+    assert tree(path) == before
+
+
+def test_a_calibration_option_without_the_int8_target_is_refused(tiny_bundle, tmp_path, cli):
+    path = shutil.copytree(tiny_bundle, tmp_path / "b")
+    code, _, err = cli("build", path, "--target", "trt", "--calib", "synthetic")
+    assert code == 1 and "--calib is not an option of --target trt" in err
+
+
+def test_int8_build_and_run_need_no_torch(tiny_bundle, tmp_path, example_video):
+    path = shutil.copytree(tiny_bundle, tmp_path / "b")
+    out = run_without_torch(
+        f"""
+from fan_edge.cli import main
+for argv in (
+    ["build", {str(path)!r}, "--target", "ort-int8", "--calib", "synthetic", "--calib-clips", "1"],
+    ["run", {str(example_video)!r}, "--bundle", {str(path)!r}, "--backend", "ort-int8-cpu",
+     "--frames", "4"],
+):
+    try:
+        main(argv)
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+"""
+    )
+    assert "int8" in out, out
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert {e["frames"] for e in manifest["engines"] if e["target"] == "ort-int8"} == {4, 8, 16}
+
+
+def test_speed_mode_folds_norms_into_the_int8_convolutions_keeping_their_weights(calibrated):
+    from fan_edge.runtime.fold import fold_batchnorms_into_int8_convs
+
+    bundle, _ = calibrated
+    model = onnx.load(str(bundle.file(records(bundle)[4]["file"])))
+    int8_weights = {
+        t.name: t.raw_data for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8
+    }
+    norms = sum(n.op_type == "BatchNormalization" for n in model.graph.node)
+    folds = fold_batchnorms_into_int8_convs(model)
+    left = sum(n.op_type == "BatchNormalization" for n in model.graph.node)
+    assert folds > 0 and left == norms - folds
+    onnx.checker.check_model(model)
+    after = {t.name: t.raw_data for t in model.graph.initializer}
+    big = {k: v for k, v in int8_weights.items() if len(v) >= int8.SHARE_MIN_BYTES}
+    assert big and all(
+        after[k] == v for k, v in big.items()
+    )  # the shared int8 tensors, as they were
