@@ -127,7 +127,7 @@ def accuracy(args) -> None:
             for s in bundle.subnetworks:
                 raw, record, choice = fp32.read_for(video, frames=s.frames)
                 for name, pred in (("fp32", fp32), ("int8", int8)):
-                    top = pred.classify(raw, record, choice, top_k=1).top[0][0]
+                    top = pred.classify(raw, record, choice, top_k=1).labels[0]
                     hits[name, s.frames] += top == bundle.classes[val.label(i)]
     print(
         f"\n{args.accuracy}: top-1 % on {num_val} validation clips (synthetic, seed "

@@ -3,8 +3,9 @@ calibrated per sub-network at its own frame count, int8 weights shared on disk.
 
 Each sub-network is calibrated on clips read and preprocessed exactly as `fan-edge run` reads
 them (the bundle's sampling rule, resize and normalization) at that sub-network's frame
-count: a 4-frame graph sees 4-frame clips. Weights are int8 per output channel (symmetric),
-activations uint8 per tensor; ONNX Runtime fuses the QDQ pairs into integer kernels.
+count: a 4-frame graph sees 4-frame clips. Weights are int8 per output channel (symmetric, 7
+bits: see `reduce_range` below), activations uint8 per tensor; ONNX Runtime fuses the QDQ
+pairs into integer kernels.
 
 One set of weights: a sub-network's norms and alterations differ, its convolution weights
 do not. Quantizing the shared graphs (norms and alterations left as their own ops) gives
@@ -34,8 +35,8 @@ METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CLIPS = 32
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 # What is quantized: the ops with int8 kernels. Norms stay fp32 (per channel, cheap; the
-# quantizer would otherwise turn their parameters into per-tensor int8). Measured on TSM-R50
-# 4F (benchmarks/precision.py's machine): 234 ms quantizing every op it knows, 179 ms these.
+# quantizer would otherwise turn their parameters into per-tensor int8). A one-off trial on
+# TSM-R50 4F (the project's machine): 234 ms quantizing every op it knows, 179 ms these.
 OPS = ("Conv", "MatMul", "Gemm", "Add", "MaxPool", "Relu")
 SHARE_MIN_BYTES = 256  # smaller tensors (zero points, short scale vectors) stay inline
 ALIGN = 64
@@ -173,6 +174,10 @@ def _quantize(model, clips, method: str):
                 "percentile": CalibrationMethod.Percentile,
             }[method],
             op_types_to_quantize=list(OPS),
+            # 7-bit weights: x86 CPUs without VNNI multiply uint8 x int8 in pairs summed into
+            # int16, which saturates with full-range weights (ONNX Runtime's documented
+            # caveat). Seen here: UniFormer's 16-frame graph fell to chance without it.
+            reduce_range=True,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
         return onnx.load(str(out))
