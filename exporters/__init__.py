@@ -36,6 +36,8 @@ def export(
         target = get_target(engine, "engine", **options)
         if target.requires:
             target.requires()  # fail before the (slow) ONNX export if its tools are missing
+        if target.check:  # and if its options cannot work
+            target.check(fold=fold, **{k: v for k, v in options.items() if used(v)})
     else:
         for option in [o for o, v in options.items() if used(v)]:  # a target's option alone
             flag = option.replace("_", "-")

@@ -235,11 +235,43 @@ def _agreement(bundle: Bundle, sub: Subnetwork, graph: Path, clips) -> dict:
     }
 
 
+def check_options(
+    *,
+    fold: bool = False,
+    calib: str | None = None,
+    calib_clips: int | None = None,
+    calib_method: str | None = None,
+    private: bool = False,
+) -> None:
+    """What can be refused before any work (`export --engine` checks it before exporting)."""
+    if calib is None:
+        raise FanEdgeError(
+            f"--target {TARGET} needs calibration clips: --calib FOLDER|LIST|synthetic"
+        )
+    if str(calib) != "synthetic" and not Path(calib).exists():
+        raise FanEdgeError(
+            f"no calibration set at {calib}: give a folder of videos, a file listing videos, "
+            "or 'synthetic'"
+        )
+    if calib_method is not None and calib_method not in METHODS:
+        raise FanEdgeError(
+            f"unknown --calib-method {calib_method!r}: choose one of {', '.join(METHODS)}"
+        )
+    if calib_clips is not None and calib_clips < 1:
+        raise FanEdgeError(f"--calib-clips must be at least 1, got {calib_clips}")
+    if fold:
+        raise FanEdgeError(
+            f"--target {TARGET} quantizes a shared bundle; this one was exported with --fold: "
+            "export it without --fold (use --private for folded int8 graphs)"
+        )
+
+
 @register_target(
     TARGET,
     folder=FOLDER,
     options=("calib", "calib_clips", "calib_method", "private"),
     requires=_requires,
+    check=check_options,
     description="int8 ONNX graphs (QDQ), calibrated per sub-network, int8 weights shared",
 )
 def build_int8(
@@ -253,18 +285,14 @@ def build_int8(
 ) -> list[dict]:
     import onnxruntime
 
-    if calib is None:
-        raise FanEdgeError(
-            f"--target {TARGET} needs calibration clips: --calib FOLDER|LIST|synthetic"
-        )
+    check_options(
+        fold=bundle.manifest.get("weights") != "shared",
+        calib=calib,
+        calib_clips=calib_clips,
+        calib_method=calib_method,
+        private=private,
+    )
     method = calib_method or "minmax"
-    if method not in METHODS:
-        raise FanEdgeError(f"unknown --calib-method {method!r}: choose one of {', '.join(METHODS)}")
-    if bundle.manifest.get("weights") != "shared":
-        raise FanEdgeError(
-            f"--target {TARGET} quantizes a shared bundle; this one was exported with --fold: "
-            "export it without --fold (use --private for folded int8 graphs)"
-        )
     models, records, clips_by_file = {}, [], {}
     with tempfile.TemporaryDirectory(prefix="fan-edge-calib-") as scratch:
         videos = calibration_videos(calib, calib_clips or DEFAULT_CLIPS, Path(scratch))

@@ -34,6 +34,7 @@ class Target:
     description: str
     verified_here: bool
     requires: Callable[[], object] | None  # raises a one-line install hint if missing
+    check: Callable[..., None] | None  # check(fold=, **options): bad options, before any work
 
 
 TARGETS: dict[str, Target] = {}
@@ -48,6 +49,7 @@ def register_target(
     needs_gpu: bool = False,
     verified_here: bool = True,
     requires: Callable | None = None,
+    check: Callable | None = None,
 ) -> Callable:
     """Decorator: register `build(bundle, folder, **options)` as the target `name`."""
     unknown = [o for o in options if o not in OPTIONS]
@@ -66,6 +68,7 @@ def register_target(
             description,
             verified_here,
             requires,
+            check,
         )
         return build
 

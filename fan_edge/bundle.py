@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
 from fan_edge.errors import FanEdgeError
@@ -324,6 +324,17 @@ class Bundle:
                     f"{self.path}: {s.file} outputs {_dims(g.output_dims)} but the manifest's "
                     f"classes name {len(self.classes)}: {RE_EXPORT}"
                 )
+        for e in self.manifest.get("engines", []):  # built ONNX graphs (int8, ...) likewise
+            if not e["file"].endswith(".onnx"):
+                continue
+            folder = PurePosixPath(e["file"]).parent
+            for location in graph_info(self.path / e["file"]).locations:
+                where = (folder / location).as_posix()
+                if not inside(self.path, where) or where not in e.get("reads", []):
+                    raise FanEdgeError(
+                        f"{self.path}: {e['file']} reads weights from {location!r}, which its "
+                        "manifest record does not list; refusing to load it: rebuild the target"
+                    )
 
     def subnetwork_for(self, num_frames: int) -> Subnetwork:
         """The graph for `num_frames` frames: exact if exported, else the nearest."""

@@ -220,3 +220,115 @@ def test_speed_mode_folds_norms_into_the_int8_convolutions_keeping_their_weights
     assert big and all(
         after[k] == v for k, v in big.items()
     )  # the shared int8 tensors, as they were
+
+
+def _qdq_conv_bn(gamma, beta, mean, var, shared_weight_dq=False):
+    """x -> Q -> DQ -> Conv 1x1 (int8 weights, per-channel DQ) -> Q -> DQ -> BN -> y."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    cin, cout = 3, len(gamma)
+    w_q = rng.integers(-64, 64, (cout, cin, 1, 1)).astype(np.int8)
+    f32 = np.float32
+    inits = {
+        "x_s": np.array(0.02, f32),
+        "x_z": np.array(128, np.uint8),
+        "w_q": w_q,
+        "w_s": rng.uniform(0.005, 0.02, cout).astype(f32),
+        "w_z": np.zeros(cout, np.int8),
+        "c_s": np.array(0.05, f32),
+        "c_z": np.array(128, np.uint8),
+        "g": np.array(gamma, f32),
+        "b": np.array(beta, f32),
+        "m": np.array(mean, f32),
+        "v": np.array(var, f32),
+    }
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["wd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd"], ["c"]),
+        helper.make_node("QuantizeLinear", ["c", "c_s", "c_z"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "c_s", "c_z"], ["cd"]),
+        helper.make_node("BatchNormalization", ["cd", "g", "b", "m", "v"], ["y"]),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, 2, 2])]
+    if shared_weight_dq:  # the dequantized weights also feed an output: must not fold
+        outputs.append(helper.make_tensor_value_info("wd", TensorProto.FLOAT, [cout, cin, 1, 1]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 2, 2])],
+        outputs,
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    return model, inits
+
+
+def _run(model, x):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(["y"], {"x": x})[0]
+
+
+def test_the_int8_norm_fold_is_the_norm_up_to_the_bias_rounding():
+    from fan_edge.runtime.fold import fold_batchnorms_into_int8_convs
+
+    gamma, beta = [0.5, 2.0, 1.5, 0.01], [3.0, -4.0, 0.5, 7.0]
+    mean, var = [-2.0, 5.0, 0.1, 1.0], [0.5, 4.0, 1.0, 2.0]
+    model, p = _qdq_conv_bn(gamma, beta, mean, var)
+    x = np.random.default_rng(1).uniform(-2, 2, (1, 3, 2, 2)).astype(np.float32)
+    assert fold_batchnorms_into_int8_convs(model) == 1
+    assert [n.op_type for n in model.graph.node].count("BatchNormalization") == 0
+    onnx.checker.check_model(model)
+    # the norm applied to the unquantized conv output of the quantized input and weights
+    xd = (np.clip(np.round(x / p["x_s"]) + 128, 0, 255) - 128) * p["x_s"]
+    wd = p["w_q"][:, :, 0, 0] * p["w_s"][:, None]
+    conv = np.einsum("oi,bihw->bohw", wd, xd)
+    a = p["g"] / np.sqrt(p["v"] + 1e-5)
+    want = conv * a[None, :, None, None] + (p["b"] - p["m"] * a)[None, :, None, None]
+    bias_step = (p["w_s"] * a * p["x_s"])[None, :, None, None]
+    assert np.all(np.abs(_run(model, x) - want) <= bias_step / 2 + 1e-5)
+
+
+@pytest.mark.parametrize("case", ["negative-scale", "shared-weights"])
+def test_the_int8_norm_fold_leaves_what_it_cannot_fold(case):
+    from fan_edge.runtime.fold import fold_batchnorms_into_int8_convs
+
+    gamma = [1.0, -1.0] if case == "negative-scale" else [1.0, 1.0]
+    model, _ = _qdq_conv_bn(gamma, [0.0, 0.0], [0.0, 0.0], [1.0, 1.0], case == "shared-weights")
+    before = model.SerializeToString()
+    assert fold_batchnorms_into_int8_convs(model) == 0
+    assert model.SerializeToString() == before
+
+
+def test_export_refuses_int8_options_that_cannot_work_before_exporting(
+    tiny_checkpoint, tmp_path, cli
+):
+    out = tmp_path / "bundle"
+    for extra, word in (
+        ([], "needs calibration clips"),
+        (["--calib", "synthetic", "--fold"], "exported with --fold"),
+        (["--calib", "synthetic", "--calib-method", "best"], "unknown --calib-method"),
+        (["--calib", str(tmp_path / "nowhere")], "no calibration set at"),
+    ):
+        code, _, err = cli("export", tiny_checkpoint, "--out", out, "--engine", "ort-int8", *extra)
+        assert code == 1 and word in err and err.count("\n") == 1, err
+        assert not out.exists()
+
+
+def test_an_int8_graph_reading_a_file_its_record_does_not_list_is_refused(calibrated, tmp_path):
+    from fan_edge.bundle import MANIFEST, seal
+
+    bundle, _ = calibrated
+    path = shutil.copytree(bundle.path, tmp_path / "b")
+    manifest = json.loads((path / MANIFEST).read_text())
+    for e in manifest["engines"]:
+        e.pop("reads", None)  # int8/weights.bin stays listed and hashed, but not as read
+    (path / MANIFEST).write_text(json.dumps(seal(manifest)))
+    with pytest.raises(FanEdgeError, match="which its manifest record does not list"):
+        Bundle(path)

@@ -207,7 +207,10 @@ def fold_batchnorms_into_int8_convs(model) -> int:
             continue
         scale = (w_scale * a).astype(np.float32)
         bias_scale = (scale * float(x_scale.reshape(()))).astype(np.float32)
-        bias = np.round((beta - mean * a) / bias_scale).astype(np.int32)
+        bias = np.round((beta - mean * a).astype(np.float64) / bias_scale)
+        if not np.isfinite(bias).all() or np.abs(bias).max() > np.iinfo(np.int32).max:
+            continue  # a near-dead channel: its bias does not fit int32 at that scale
+        bias = bias.astype(np.int32)
         base = f"{conv.output[0]}_bn"
         graph.initializer.extend(
             [

@@ -138,8 +138,9 @@ class OrtBackend:
             if key not in self._shared:
                 self._shared[key] = ({}, np.memmap(key, dtype=np.uint8, mode="r"))
             values, mm = self._shared[key]
-            if t.name not in values:
-                off, n = int(info.get("offset", 0)), int(info["length"])
+            off, n = int(info.get("offset", 0)), int(info["length"])
+            # by place, not name alone: two graphs may hold different tensors of one name
+            if (t.name, off, n) not in values:
                 if off + n > len(mm):
                     raise FanEdgeError(
                         f"{graph}: tensor {t.name} lies past the end of "
@@ -147,8 +148,8 @@ class OrtBackend:
                     )
                 dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
                 arr = mm[off : off + n].view(dtype).reshape(tuple(t.dims))
-                values[t.name] = (arr, ort.OrtValue.ortvalue_from_numpy(arr))  # no copy
-            out[t.name] = values[t.name][1]
+                values[t.name, off, n] = (arr, ort.OrtValue.ortvalue_from_numpy(arr))  # no copy
+            out[t.name] = values[t.name, off, n][1]
         return out
 
 
