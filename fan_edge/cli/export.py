@@ -55,14 +55,7 @@ def export(
     from exporters import export as export_bundle
     from fan_edge.bundle import Bundle
 
-    target_options = dict(
-        fp16=fp16,
-        strip=strip,
-        calib=calib,
-        calib_clips=calib_clips,
-        calib_method=calib_method,
-        private=private,
-    )
+    target_options = _target_options(locals())
     out = out or Path("models") / checkpoint.resolve().parent.name
     path = export_bundle(
         checkpoint,
@@ -92,12 +85,11 @@ def build_(
     from exporters import build
     from fan_edge.bundle import Bundle
 
-    options = dict(
-        fp16=fp16,
-        strip=strip,
-        calib=calib,
-        calib_clips=calib_clips,
-        calib_method=calib_method,
-        private=private,
-    )
-    show_bundle(Bundle(build(bundle, target, **options)))
+    show_bundle(Bundle(build(bundle, target, **_target_options(locals()))))
+
+
+def _target_options(given: dict) -> dict:
+    """The target options among a command's arguments (the registry's list of them)."""
+    from exporters.registry import OPTIONS
+
+    return {k: v for k, v in given.items() if k in OPTIONS}
