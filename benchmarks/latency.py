@@ -75,7 +75,12 @@ def main() -> None:
             n: p50(lambda n=n: model(torch.from_numpy(clips[n])), args.iters) for n in clips
         }
     setups = [
-        ("ORT, shared bundle, memory-sharing options", shared, "ort-cpu", True),
+        (
+            "ORT, shared bundle, default (one session for every sub-network)",
+            shared,
+            "ort-cpu",
+            True,
+        ),
         (
             "ORT, shared bundle, speed options (fusion + alteration folded at load)",
             shared,

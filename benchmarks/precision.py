@@ -64,7 +64,7 @@ def cost(args) -> None:
     files = Bundle(shared).manifest["files"]
     fp32_mb = sum(f["bytes"] for n, f in files.items() if "/" not in n) / 1e6  # graphs, weights
     rows = [
-        ("fp32, memory-sharing (runtime default)", shared, "ort-cpu", True, fp32_mb),
+        ("fp32, one session for all (runtime default)", shared, "ort-cpu", True, fp32_mb),
         ("fp32, speed options (private fused weights)", shared, "ort-cpu", False, fp32_mb),
         ("int8, shared int8 weights, memory-sharing", q_shared, "ort-int8-cpu", True, None),
         ("int8, shared int8 weights, speed options", q_shared, "ort-int8-cpu", False, None),

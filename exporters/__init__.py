@@ -5,7 +5,7 @@ torch-free, on the device). Targets are one file each and register themselves
 
 from pathlib import Path
 
-from exporters import ort_int8, tensorrt  # noqa: F401  (register their targets)
+from exporters import fp16, ort_int8, tensorrt  # noqa: F401  (register their targets)
 from exporters.registry import (
     TARGETS,
     get_target,

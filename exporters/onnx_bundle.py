@@ -320,4 +320,23 @@ def _manifest(cfg: ModelConfig, ckpt: dict, checkpoint, records: list, fold: boo
         },
         "notes": {"execution_providers": EP_NOTES},
         "engines": [],
+        **_validation(ckpt),
+    }
+
+
+def _validation(ckpt: dict) -> dict:
+    """The run's validation data, so that a build can measure accuracy on it (`--val`'s
+    default): built-in data by name and seed, a list by its path and sha256."""
+    from fan_edge.config import DataSpec
+
+    spec = DataSpec.of(ckpt)
+    if spec is None or not spec.val:
+        return {}
+    return {
+        "validation": {
+            "data": spec.val,
+            "seed": spec.val_seed,
+            "clips": spec.num_val,
+            "sha256": spec.val_sha256,
+        }
     }

@@ -17,7 +17,6 @@ convolutions first (as `export --fold`): fewer ops at run time, but private int8
 Torch-free (onnx, onnxruntime's quantization tools, the runtime's video reader).
 """
 
-import hashlib
 import logging
 import tempfile
 from pathlib import Path
@@ -25,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from exporters.registry import register_target
+from exporters.shared_weights import WEIGHTS, share_weights
 from fan_edge.bundle import Bundle, Subnetwork
 from fan_edge.errors import FanEdgeError
+from fan_edge.runtime.accuracy import check_val, record_accuracy
 
 TARGET = "ort-int8"
 FOLDER = "int8"
-WEIGHTS = "weights.bin"
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CLIPS = 32
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
@@ -38,8 +38,6 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 # quantizer would otherwise turn their parameters into per-tensor int8). A one-off trial on
 # TSM-R50 4F (the project's machine): 234 ms quantizing every op it knows, 179 ms these.
 OPS = ("Conv", "MatMul", "Gemm", "Add", "MaxPool", "Relu")
-SHARE_MIN_BYTES = 256  # smaller tensors (zero points, short scale vectors) stay inline
-ALIGN = 64
 
 
 def _requires():
@@ -130,9 +128,14 @@ class _Clips:
         self.it = iter(self.clips)
 
 
-def quantize_subnetwork(bundle: Bundle, sub: Subnetwork, clips, *, method: str, private: bool):
+def quantize_subnetwork(
+    bundle: Bundle, sub: Subnetwork, clips, *, method: str, private: bool, symmetric: bool = False
+):
     """The sub-network's graph quantized (QDQ; int8 per-channel weights, uint8 activations)
-    with `clips` as calibration data; returns the ModelProto with its weights inline."""
+    with `clips` as calibration data; returns the ModelProto with its weights inline.
+
+    `symmetric`: int8 activations with zero points 0 and full-range weights, as TensorRT's
+    explicit quantization requires (GPUs have no int16 saturation to avoid)."""
     import onnx
 
     from fan_edge.runtime.fold import fold_graph
@@ -144,12 +147,12 @@ def quantize_subnetwork(bundle: Bundle, sub: Subnetwork, clips, *, method: str, 
     level = root.level  # we skip it on purpose (its Conv+BN fusion would unshare the weights)
     root.setLevel(logging.ERROR)
     try:
-        return _quantize(model, clips, method)
+        return _quantize(model, clips, method, symmetric)
     finally:
         root.setLevel(level)
 
 
-def _quantize(model, clips, method: str):
+def _quantize(model, clips, method: str, symmetric: bool = False):
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -166,7 +169,7 @@ def _quantize(model, clips, method: str):
             _Clips(model.graph.input[0].name, clips),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            activation_type=QuantType.QUInt8,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method={
                 "minmax": CalibrationMethod.MinMax,
@@ -177,46 +180,10 @@ def _quantize(model, clips, method: str):
             # 7-bit weights: x86 CPUs without VNNI multiply uint8 x int8 in pairs summed into
             # int16, which saturates with full-range weights (ONNX Runtime's documented
             # caveat). Seen here: UniFormer's 16-frame graph fell to chance without it.
-            reduce_range=True,
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            reduce_range=not symmetric,
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": symmetric},
         )
         return onnx.load(str(out))
-
-
-def share_weights(models: dict[str, object], folder: Path) -> bool:
-    """Move every large initializer that more than one graph holds, byte for byte under the
-    same name, into one `weights.bin` (each stored once); write the graphs into `folder`.
-    Returns whether anything was shared."""
-    import onnx
-    from onnx.external_data_helper import set_external_data
-
-    def key(t) -> tuple:
-        return (t.name, t.data_type, tuple(t.dims), hashlib.sha256(t.raw_data).digest())
-
-    count: dict[tuple, int] = {}
-    for m in models.values():
-        for t in m.graph.initializer:
-            if t.HasField("raw_data") and len(t.raw_data) >= SHARE_MIN_BYTES:
-                count[key(t)] = count.get(key(t), 0) + 1
-    offsets: dict[tuple, tuple[int, int]] = {}
-    with open(folder / WEIGHTS, "wb") as f:
-        for m in models.values():
-            for t in m.graph.initializer:
-                if not t.HasField("raw_data") or count.get(key(t), 0) < 2:
-                    continue
-                k = key(t)
-                if k not in offsets:
-                    f.write(b"\0" * (-f.tell() % ALIGN))
-                    offsets[k] = (f.tell(), len(t.raw_data))
-                    f.write(t.raw_data)
-                set_external_data(t, WEIGHTS, offset=offsets[k][0], length=offsets[k][1])
-                t.ClearField("raw_data")
-                t.data_location = onnx.TensorProto.EXTERNAL
-    if not offsets:
-        (folder / WEIGHTS).unlink()
-    for name, m in models.items():
-        onnx.save_model(m, str(folder / name))
-    return bool(offsets)
 
 
 def _agreement(bundle: Bundle, sub: Subnetwork, graph: Path, clips) -> dict:
@@ -242,6 +209,8 @@ def check_options(
     calib_clips: int | None = None,
     calib_method: str | None = None,
     private: bool = False,
+    val: str | None = None,
+    val_clips: int | None = None,
 ) -> None:
     """What can be refused before any work (`export --engine` checks it before exporting)."""
     if calib is None:
@@ -259,6 +228,7 @@ def check_options(
         )
     if calib_clips is not None and calib_clips < 1:
         raise FanEdgeError(f"--calib-clips must be at least 1, got {calib_clips}")
+    check_val(val, val_clips)
     if fold:
         raise FanEdgeError(
             f"--target {TARGET} quantizes a shared bundle; this one was exported with --fold: "
@@ -269,7 +239,7 @@ def check_options(
 @register_target(
     TARGET,
     folder=FOLDER,
-    options=("calib", "calib_clips", "calib_method", "private"),
+    options=("calib", "calib_clips", "calib_method", "private", "val", "val_clips"),
     requires=_requires,
     check=check_options,
     description="int8 ONNX graphs (QDQ), calibrated per sub-network, int8 weights shared",
@@ -282,6 +252,8 @@ def build_int8(
     calib_clips: int | None = None,
     calib_method: str | None = None,
     private: bool = False,
+    val: str | None = None,
+    val_clips: int | None = None,
 ) -> list[dict]:
     import onnxruntime
 
@@ -291,6 +263,8 @@ def build_int8(
         calib_clips=calib_clips,
         calib_method=calib_method,
         private=private,
+        val=val,
+        val_clips=val_clips,
     )
     method = calib_method or "minmax"
     models, records, clips_by_file = {}, [], {}
@@ -325,4 +299,5 @@ def build_int8(
         r["agreement"] = _agreement(bundle, sub, folder / r["file"], clips)
         if shared:
             r["reads"] = [WEIGHTS]
+    record_accuracy(bundle, folder, records, val, val_clips)
     return records

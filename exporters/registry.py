@@ -21,7 +21,17 @@ from fan_edge.errors import FanEdgeError
 
 # Options a target may take; each is a flag of `fan-edge build` and `fan-edge export`. A
 # flag (bool) is "used" when true, a valued option when given (not None).
-OPTIONS = ("fp16", "strip", "calib", "calib_clips", "calib_method", "private")
+OPTIONS = (
+    "fp16",
+    "int8",
+    "strip",
+    "calib",
+    "calib_clips",
+    "calib_method",
+    "private",
+    "val",
+    "val_clips",
+)
 
 
 @dataclass(frozen=True)

@@ -356,6 +356,13 @@ def check_manifest(m: dict, where: Path) -> tuple[list, list[str], dict, dict]:
     _trained_frames(c, m)
     classes, inputs, files = _classes(c, m), _input(c, m), _files(c, m)
     _weights_and_engines(c, m, tuple(s.frames for s in subnetworks))
+    if "validation" in m:  # the training run's validation data (`build --val`'s default)
+        v = c.mapping(m, "validation")
+        c.text(v, "data", "validation")
+        c.integer(v, "seed", "validation")
+        c.integer(v, "clips", "validation", 1)
+        if v.get("sha256") is not None:
+            c.text(v, "sha256", "validation")
     return subnetworks, classes, inputs, files
 
 
@@ -538,3 +545,10 @@ def _weights_and_engines(c: Fields, m: dict, frames: tuple[int, ...]) -> None:
             c.flag(e, "stripped", at)
         if "max_batch" in e:
             c.integer(e, "max_batch", at, 1)
+        if "accuracy" in e:  # measured at build; `run --max-loss` reads it
+            acc, where = c.mapping(e, "accuracy", at), f"{at}.accuracy"
+            c.integer(acc, "clips", where, 1)
+            for key in ("fp32_top1", "top1"):
+                if not 0 <= c.number(acc, key, where) <= 100:
+                    c.fail(f"{where}.{key}", "must be a percentage (0-100)")
+            c.real(acc, "loss_points", where)

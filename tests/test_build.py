@@ -27,12 +27,20 @@ def bundle(tiny_bundle, tmp_path):
 
 @pytest.fixture
 def fake_tensorrt(monkeypatch):
-    def build_engine(onnx_path, plan_path, *, frames, size, fp16, strip, max_batch=8):
+    """`build_engine` stood in for; returns what each call was given."""
+    calls = []
+
+    def build_engine(
+        onnx_path, plan_path, *, frames, size, fp16, strip, max_batch=8, calibration=None
+    ):
+        calls.append({"graph": onnx_path, "frames": frames, "calibration": calibration})
         plan_path.write_bytes(f"plan {frames} {size} {fp16}".encode())
+        if calibration:  # as TensorRT's calibrator does once it has seen the clips
+            calibration[1].write_bytes(f"table {len(calibration[0])}".encode())
         return {
             "frames": frames,
             "file": plan_path.name,
-            "precision": "fp16" if fp16 else "fp32",
+            "precision": "int8" if calibration else "fp16" if fp16 else "fp32",
             "stripped": strip,
             "versions": {"tensorrt": "10.0-stand-in"},
             "max_batch": max_batch,
@@ -40,6 +48,96 @@ def fake_tensorrt(monkeypatch):
 
     monkeypatch.setitem(TARGETS, "trt", dataclasses.replace(TARGETS["trt"], requires=None))
     monkeypatch.setattr(trt_target, "build_engine", build_engine)
+    tensorrt_version(monkeypatch, "10.0.0")
+    return calls
+
+
+def tensorrt_version(monkeypatch, version: str) -> None:
+    import types
+
+    monkeypatch.setattr(
+        trt_target, "import_tensorrt", lambda: types.SimpleNamespace(__version__=version)
+    )
+
+
+def test_trt_int8_before_11_calibrates_each_frame_count_and_keeps_its_cache(
+    bundle, fake_tensorrt, monkeypatch, cli
+):
+    tensorrt_version(monkeypatch, "10.3.0")
+    args = ("build", bundle, "--target", "trt", "--int8", "--calib", "synthetic")
+    assert cli(*args, "--calib-clips", "2")[0] == 0
+    b = Bundle(bundle)
+    for call in fake_tensorrt:
+        clips, cache = call["calibration"]
+        assert [c.shape[1] for c in clips] == [call["frames"]] * 2  # its own frame count
+    records = {e["frames"]: e for e in b.manifest["engines"]}
+    assert records[8]["reads"] == ["engines/fan_8f.calib"] and records[8]["precision"] == "int8"
+    assert b.file("engines/fan_8f.calib").read_bytes() == b"table 2"
+    (b.path / "engines/fan_8f.calib").unlink()  # a damaged bundle: refused, not trusted
+    from fan_edge import FanEdgeError
+
+    with pytest.raises(FanEdgeError, match="fan_8f.calib"):
+        Bundle(bundle)
+
+
+def test_trt_11_builds_int8_from_symmetric_qdq_graphs_and_fp16_from_fp16_graphs(
+    bundle, fake_tensorrt, monkeypatch, cli
+):
+    import numpy as np
+    import onnx
+
+    tensorrt_version(monkeypatch, "11.0.0")
+    seen = {}
+
+    def keep(call_graph):  # the QDQ graphs live in a scratch folder removed after the build
+        m = onnx.load(str(call_graph))
+        return {
+            "q": sum(n.op_type == "QuantizeLinear" for n in m.graph.node),
+            "zero_points": [
+                onnx.numpy_helper.to_array(t)
+                for t in m.graph.initializer
+                if t.name.endswith("_zero_point")
+            ],
+        }
+
+    real = trt_target.build_engine
+
+    def spy(onnx_path, plan_path, **kw):
+        seen[kw["frames"]] = keep(onnx_path)
+        return real(onnx_path, plan_path, **kw)
+
+    monkeypatch.setattr(trt_target, "build_engine", spy)
+    assert (
+        cli(
+            "build",
+            bundle,
+            "--target",
+            "trt",
+            "--int8",
+            "--calib",
+            "synthetic",
+            "--calib-clips",
+            "2",
+        )[0]
+        == 0
+    )
+    assert sorted(seen) == [4, 8, 16]
+    for got in seen.values():
+        assert got["q"] > 0 and got["zero_points"]
+        assert all(z.dtype == np.int8 and not z.any() for z in got["zero_points"])
+    assert all(c["calibration"] is None for c in fake_tensorrt)  # explicit: no calibrator
+    assert not list((Bundle(bundle).path / "engines").glob("fan-edge-trt-calib-*"))
+
+    code, _, err = cli("build", bundle, "--target", "trt", "--fp16")
+    assert code != 0 and "--target fp16` first" in " ".join(err.split())
+    assert cli("build", bundle, "--target", "fp16")[0] == 0
+    fake_tensorrt.clear()
+    assert cli("build", bundle, "--target", "trt", "--fp16")[0] == 0
+    assert [c["graph"].name for c in fake_tensorrt] == [
+        "fan_4f.fp16.onnx",
+        "fan_8f.fp16.onnx",
+        "fan_16f.fp16.onnx",
+    ]
 
 
 def test_build_records_the_engines_in_the_sealed_manifest(bundle, fake_tensorrt, cli):

@@ -11,10 +11,11 @@ from conftest import run_without_torch
 
 import exporters.ort_int8 as int8
 from exporters import build
+from exporters.shared_weights import SHARE_MIN_BYTES
 from fan_edge import FanEdgeError
 from fan_edge.bundle import Bundle
 from fan_edge.runtime import Predictor
-from fan_edge.runtime.backends import pick_backend, precision
+from fan_edge.runtime.backends import pick_backend, precision_of
 
 CLIPS = 4
 
@@ -60,7 +61,7 @@ def test_int8_graphs_pass_the_checker_and_match_fp32_on_calibration_clips(calibr
     videos = int8.calibration_videos("synthetic", CLIPS, tmp_path)
     fp32 = Predictor(bundle, backend="ort-cpu")
     q = Predictor(bundle, backend="ort-int8-cpu")
-    assert q.precision == "int8" and fp32.precision == "fp32"
+    assert q.precisions == "int8" and fp32.precisions == "fp32"
     for sub in bundle.subnetworks:
         rec = records(bundle)[sub.frames]
         onnx.checker.check_model(str(bundle.file(rec["file"])), full_check=True)
@@ -88,7 +89,7 @@ def test_shared_int8_weights_are_stored_once(calibrated):
             if t.data_location == onnx.TensorProto.EXTERNAL:
                 info = {e.key: e.value for e in t.external_data}
                 mine.add((t.name, int(info["offset"]), int(info["length"])))
-            elif len(t.raw_data) >= int8.SHARE_MIN_BYTES:
+            elif len(t.raw_data) >= SHARE_MIN_BYTES:
                 inline.setdefault((t.name, t.raw_data), []).append(n)
         spans.append(mine)
     assert spans[0] == spans[1] == spans[2]  # every graph reads the same tensors...
@@ -111,7 +112,7 @@ def test_both_weight_modes_of_the_int8_backend_agree(calibrated):
 
 def test_auto_keeps_fp32_and_a_bundle_without_int8_says_how_to_build(calibrated, tiny_bundle):
     bundle, _ = calibrated
-    assert precision(bundle, pick_backend("auto", bundle).name) == "fp32"
+    assert precision_of(bundle, pick_backend("auto", bundle).name) == "fp32"
     with pytest.raises(FanEdgeError, match="--target ort-int8 --calib"):
         Predictor(tiny_bundle, backend="ort-int8-cpu").session(Bundle(tiny_bundle).subnetworks[0])
 
@@ -177,8 +178,10 @@ def test_a_bad_calibration_set_is_a_one_line_error_and_changes_nothing(
 
 def test_a_calibration_option_without_the_int8_target_is_refused(tiny_bundle, tmp_path, cli):
     path = shutil.copytree(tiny_bundle, tmp_path / "b")
-    code, _, err = cli("build", path, "--target", "trt", "--calib", "synthetic")
-    assert code == 1 and "--calib is not an option of --target trt" in err
+    code, _, err = cli("build", path, "--target", "trt", "--calib-method", "entropy")
+    assert code == 1 and "--calib-method is not an option of --target trt" in err
+    code, _, err = cli("build", path, "--target", "fp16", "--calib", "synthetic")
+    assert code == 1 and "--calib is not an option of --target fp16" in err
 
 
 def test_int8_build_and_run_need_no_torch(tiny_bundle, tmp_path, example_video):
@@ -216,7 +219,7 @@ def test_speed_mode_folds_norms_into_the_int8_convolutions_keeping_their_weights
     assert folds > 0 and left == norms - folds
     onnx.checker.check_model(model)
     after = {t.name: t.raw_data for t in model.graph.initializer}
-    big = {k: v for k, v in int8_weights.items() if len(v) >= int8.SHARE_MIN_BYTES}
+    big = {k: v for k, v in int8_weights.items() if len(v) >= SHARE_MIN_BYTES}
     assert big and all(
         after[k] == v for k, v in big.items()
     )  # the shared int8 tensors, as they were
@@ -332,3 +335,119 @@ def test_an_int8_graph_reading_a_file_its_record_does_not_list_is_refused(calibr
     (path / MANIFEST).write_text(json.dumps(seal(manifest)))
     with pytest.raises(FanEdgeError, match="which its manifest record does not list"):
         Bundle(path)
+
+
+def test_accuracy_is_recorded_on_the_bundles_validation_data_as_eval_measures_it(
+    calibrated, tiny_checkpoint
+):
+    """No --val: the training run's validation set (recorded at export) is used, read at each
+    sub-network's own frame count with the deployment preprocessing, so the fp32 top-1 is
+    exactly what `fan-edge eval` gives the checkpoint."""
+    from fan_edge.train.api import evaluate_checkpoint
+
+    bundle, _ = calibrated
+    assert bundle.manifest["validation"] == {
+        "data": "synthetic",
+        "seed": 1000,
+        "clips": 8,
+        "sha256": None,
+    }
+    want = evaluate_checkpoint(tiny_checkpoint, [4, 8, 16])["results"]
+    for n, rec in records(bundle).items():
+        acc = rec["accuracy"]
+        assert acc["clips"] == 8 and acc["data"] == "synthetic:1000"
+        assert acc["fp32_top1"] == pytest.approx(want[n]["top1"])
+        assert acc["loss_points"] == pytest.approx(acc["fp32_top1"] - acc["top1"])
+
+
+def with_losses(bundle, tmp_path, losses):
+    """A copy of `bundle` whose int8 records say they lose `losses[frames]` top-1 points."""
+    from fan_edge.bundle import MANIFEST, seal
+    from fan_edge.fileio import write_json
+
+    path = shutil.copytree(bundle.path, tmp_path / "b")
+    m = json.loads((path / MANIFEST).read_text())
+    for e in m["engines"]:
+        acc = e["accuracy"]
+        acc["loss_points"] = losses[e["frames"]]
+        acc["fp32_top1"], acc["top1"] = 50.0, 50.0 - losses[e["frames"]]
+    write_json(path / MANIFEST, seal(m))
+    return Bundle(path)
+
+
+def test_precision_names_the_engine_and_max_loss_keeps_lossy_subnetworks_in_fp32(
+    calibrated, tmp_path
+):
+    bundle = with_losses(calibrated[0], tmp_path, {4: -5.0, 8: 0.5, 16: 3.0})  # 4F clips
+    q = Predictor(bundle, precision="int8")
+    assert {a.precision for a in q.plan.values()} == {"int8"}
+    assert Predictor(bundle, precision="fp32").backend_name == "ort-cpu"
+
+    mixed = Predictor(bundle, precision="int8", max_loss=1.0)
+    assert {n: a.precision for n, a in mixed.plan.items()} == {4: "int8", 8: "int8", 16: "fp32"}
+    assert "kept fp32" in mixed.plan[16].reason and mixed.precisions == "fp32+int8"
+    x = np.random.default_rng(0).standard_normal((1, 16, 3, 32, 32), dtype=np.float32)
+    sub16 = bundle.subnetworks[-1]
+    want = Predictor(bundle).logits(x, sub16)
+    np.testing.assert_array_equal(mixed.logits(x, sub16), want)  # really the fp32 graph
+    assert not np.array_equal(q.logits(x, sub16), want)  # and int8 differs from it
+
+
+def test_precision_errors_are_one_line_and_name_the_fix(tiny_bundle, calibrated):
+    with pytest.raises(FanEdgeError, match="build it first"):
+        Predictor(tiny_bundle, precision="int8")  # no int8 artifacts
+    with pytest.raises(FanEdgeError, match="drop --backend or --precision"):
+        Predictor(calibrated[0], backend="ort-cpu", precision="int8")
+    with pytest.raises(FanEdgeError, match="unknown precision"):
+        Predictor(calibrated[0], precision="int4")
+    b = Bundle(calibrated[0].path)  # as a build without --val (nor recorded data) makes it
+    for e in b.manifest["engines"]:
+        e.pop("accuracy")
+    with pytest.raises(FanEdgeError, match="record no accuracy.*--val"):
+        Predictor(b, precision="int8", max_loss=1.0)
+
+
+def test_auto_picks_the_fastest_measured_precision_within_max_loss(calibrated, tmp_path, cli):
+    from fan_edge.runtime.profile import PROFILE_FILE
+
+    bundle = with_losses(calibrated[0], tmp_path, {4: 0.2, 8: 0.0, 16: 2.0})
+    auto = Predictor(bundle, precision="auto")  # nothing measured yet: fp32, and why
+    assert {a.precision for a in auto.plan.values()} == {"fp32"}
+    assert "fan-edge bench" in auto.plan[4].reason
+
+    code, out, _ = cli("bench", bundle.path, "--iters", "1", "--no-decode", "--json")
+    assert code == 0
+    measured = json.loads(out)
+    assert [p["precision"] for p in measured] == ["fp32", "int8"]  # every precision it has
+    assert [p["backend"] for p in measured] == ["ort-cpu", "ort-int8-cpu"]
+    # Make the measurement say int8 is faster at 4 and slower at 8 frames.
+    path = bundle.path / PROFILE_FILE
+    doc = json.loads(path.read_text())
+    for key, prof in doc["profiles"].items():
+        for n, r in prof["subnetworks"].items():
+            ms = {"4": 10.0, "8": 30.0, "16": 10.0}[n] * (2 if "fp32" in key else 1)
+            if "int8" in key and n == "8":
+                ms = 90.0
+            r["p50_ms"] = r["p90_ms"] = r["p99_ms"] = ms
+    path.write_text(json.dumps(doc))
+    auto = Predictor(bundle, precision="auto")
+    assert {n: a.precision for n, a in auto.plan.items()} == {4: "int8", 8: "fp32", 16: "fp32"}
+    assert "int8 loses 2.00 points > 1" in auto.plan[16].reason  # faster, but loses too much
+    loose = Predictor(bundle, precision="auto", max_loss=2.5)
+    assert loose.plan[16].precision == "int8"
+
+    code, out, _ = cli(
+        "run",
+        calibrated_video(tmp_path),
+        "--bundle",
+        bundle.path,
+        "--precision",
+        "auto",
+        "--frames",
+        "4",
+    )
+    assert code == 0 and "(int8: auto: fastest" in " ".join(out.split())
+
+
+def calibrated_video(tmp_path):
+    return int8.calibration_videos("synthetic", 1, tmp_path)[0]

@@ -408,3 +408,32 @@ def test_run_takes_a_folder_of_videos(tiny_bundle, example_video, tmp_path, cli)
         "run", tmp_path / "videos" / "sub", "--bundle", tiny_bundle, "--output", tmp_path / "x.txt"
     )
     assert code == 1 and "use a .jsonl, .json or .csv" in err and not (tmp_path / "x.txt").exists()
+
+
+def test_the_default_holds_every_subnetwork_in_one_session_with_each_weight_once(tiny_bundle):
+    """runtime/joint.py: one ONNX Runtime session for all sub-networks, every tensor of
+    weights.bin entering it once (as a view of the file, not a copy)."""
+    import onnx
+
+    from fan_edge.runtime.joint import joint_model
+
+    pred = Predictor(tiny_bundle, backend="ort-cpu", eager=True)
+    assert len(pred.engine._joint) == 1  # one session, however many sub-networks
+    bundle = pred.bundle
+    graphs = {s.frames: s.file for s in bundle.subnetworks}
+    model, arrays = joint_model(bundle, graphs)
+    places = set()
+    for s in bundle.subnetworks:
+        g = onnx.load(str(bundle.file(s.file)), load_external_data=False).graph
+        for t in g.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                info = {e.key: e.value for e in t.external_data}
+                places.add((info["offset"], info["length"]))
+    assert len(arrays) == len(places) > 0  # each stored tensor once
+    assert all(isinstance(a.base, np.memmap) or isinstance(a, np.memmap) for a in arrays.values())
+    names = {i.name for i in model.graph.input}
+    assert names == {f"t{s.frames}/clip" for s in bundle.subnetworks}
+    x = np.random.default_rng(3).standard_normal((2, 8, 3, 32, 32), dtype=np.float32)
+    sub = bundle.subnetwork_for(8)
+    alone = Predictor(tiny_bundle, share_weights=False).logits(x, sub)
+    np.testing.assert_allclose(pred.logits(x, sub), alone, atol=1e-4)

@@ -241,6 +241,17 @@ def show_bundle(bundle) -> None:
             rows,
         )
     )
+    built = bundle.manifest.get("engines", [])
+    if built:
+        from fan_edge.runtime.precision import accuracy_line
+
+        rows = [
+            [e.get("target", "trt"), e["frames"], e.get("precision", "fp32"), e["file"]]
+            + [accuracy_line(e)]
+            for e in built
+        ]
+        cols = ["target", "frames", "precision", "artifact", "top-1 vs fp32"]
+        console.print(table("built artifacts", cols, rows))
     files = bundle.manifest["files"]
     total = sum(f["bytes"] for f in files.values())
     sizes = [[name, f"{rec['bytes'] / 1e6:.3f} MB"] for name, rec in files.items()]

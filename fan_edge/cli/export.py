@@ -29,6 +29,17 @@ PrivateOpt = Annotated[
     bool,
     typer.Option(help="ort-int8: fold norms and alterations into private int8 weights."),
 ]
+ValOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="ort-int8, fp16: labelled clips to measure top-1 against fp32 on (synthetic, a "
+        ".csv of videos, a frame list); default the training run's validation data."
+    ),
+]
+ValClipsOpt = Annotated[
+    int | None, typer.Option(min=1, help="ort-int8, fp16: at most this many validation clips.")
+]
+Int8Opt = Annotated[bool, typer.Option(help="trt: int8 engines (needs --calib).")]
 
 
 @command()
@@ -49,6 +60,9 @@ def export(
     calib_clips: CalibClipsOpt = None,
     calib_method: CalibMethodOpt = None,
     private: PrivateOpt = False,
+    val: ValOpt = None,
+    val_clips: ValClipsOpt = None,
+    int8: Int8Opt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Split a FAN checkpoint into per-frame-count ONNX graphs sharing one weights file."""
@@ -79,6 +93,9 @@ def build_(
     calib_clips: CalibClipsOpt = None,
     calib_method: CalibMethodOpt = None,
     private: PrivateOpt = False,
+    val: ValOpt = None,
+    val_clips: ValClipsOpt = None,
+    int8: Int8Opt = False,
 ) -> None:
     """Build a bundle's graphs for a target on this device (no PyTorch needed) and record
     the artifacts in its manifest, where `fan-edge run --backend trt` finds them."""

@@ -35,6 +35,23 @@ class BudgetFor(str, Enum):
     network = "network"
 
 
+class PrecisionName(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+MaxLossOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help="Top-1 points a reduced-precision sub-network may lose against fp32 (as recorded "
+        "at build): one that loses more runs fp32. --precision auto: default 1.",
+    ),
+]
+
+
 @command()
 def run(
     inputs: Annotated[
@@ -53,6 +70,15 @@ def run(
     ] = None,
     bundle: Annotated[Path, typer.Option(help="Bundle folder.")] = DEFAULT_BUNDLE,
     backend: BackendOpt = AUTO,
+    precision: Annotated[
+        PrecisionName | None,
+        typer.Option(
+            help="fp32, int8 or fp16 (the bundle's artifacts of that precision), or auto: per "
+            "sub-network the fastest measured here (fan-edge bench) within --max-loss. "
+            "Default: the backend's own (fp32 for auto)."
+        ),
+    ] = None,
+    max_loss: MaxLossOpt = None,
     decoder: Annotated[
         DecoderName,
         typer.Option(
@@ -109,6 +135,8 @@ def run(
         decoder=decoder.value,
         budget_for=budget_for.value,
         threads=threads,
+        precision=precision and precision.value,
+        max_loss=max_loss,
     )
     paths = expand_inputs(inputs)
     outcomes = []
@@ -150,7 +178,8 @@ def run(
 
 def _print_prediction(r) -> None:
     console.print(
-        f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend}, "
+        f"[bold]{r.input}[/bold]: {r.reason}; backend {r.backend} ({r.precision}"
+        f"{': ' + r.precision_reason if r.precision_reason else ''}), "
         f"{r.gflops:.3g} GFLOPs, decoder {r.read['decoder']}"
     )
     console.print(stages_line(r))
@@ -179,7 +208,7 @@ def _print_outcomes(outcomes) -> None:
                 r.input,
                 r.labels[0],
                 f"{r.probs[0]:.3f}",
-                r.frames,
+                f"{r.frames} {r.precision}",
                 f"{r.decode_ms:.1f} ({r.decoded_frames})",
                 f"{r.infer_ms:.1f}",
                 f"{r.total_ms:.1f}" + (f" / {pred}" if pred else ""),
@@ -209,6 +238,13 @@ def bench_(
         int, typer.Option(help="Timed runs per sub-network.", min=1, max=100_000)
     ] = 20,
     threads: ThreadsOpt = None,
+    precision: Annotated[
+        PrecisionName | None,
+        typer.Option(
+            help="Measure this precision only (default: every one the bundle has that an "
+            "engine here runs; with --backend, that backend's)."
+        ),
+    ] = None,
     video: Annotated[Path | None, typer.Option(help="Video for the end-to-end timing.")] = None,
     codec: Annotated[
         list[str] | None,
@@ -240,23 +276,46 @@ def bench_(
                 f"{e} (bench saves the profile in the bundle: copy the bundle "
                 "somewhere writable, or pass --no-save)"
             ) from None
+    from fan_edge.runtime.precision import measurable_precisions
+
+    if precision is not None and precision.value == "auto":
+        raise FanEdgeError("bench measures precisions one by one: name one, or omit --precision")
+    wanted = [precision.value] if precision else measurable_precisions(bundle, backend)
+    profiles, decode_costs = [], None
     with Progress(transient=True, disable=json_out) as progress:
-        prof = bench(
-            bundle,
-            backend=backend,
-            batch=batch,
-            iters=iters,
-            video=video,
-            save=save,
-            codecs=codecs,
-            threads=threads,
-            progress=progress,
-        )
+        for p in wanted:  # decoding costs the same at every precision: measured once
+            profiles.append(
+                bench(
+                    bundle,
+                    backend=backend,
+                    batch=batch,
+                    iters=iters,
+                    video=video,
+                    save=save,
+                    codecs=codecs,
+                    threads=threads,
+                    precision=p,
+                    decode_costs=decode_costs,
+                    progress=progress,
+                )
+            )
+            decode_costs = profiles[-1].get("decode")
     if json_out:
         import json
 
-        typer.echo(json.dumps(prof, indent=2))
+        typer.echo(json.dumps(profiles, indent=2))
         return
+    from fan_edge.bundle import Bundle
+    from fan_edge.runtime.backends import BACKENDS, artifacts
+    from fan_edge.runtime.precision import accuracy_line
+
+    opened = Bundle(bundle, verify=False)
+    for i, prof in enumerate(profiles):
+        records = artifacts(opened, BACKENDS[prof["backend"]].target)
+        _print_profile(prof, batch, save, lambda n, r=records: accuracy_line(r.get(n)), i == 0)
+
+
+def _print_profile(prof: dict, batch: int, save: bool, accuracy, decode: bool) -> None:
     rows = [
         [
             n,
@@ -266,13 +325,24 @@ def bench_(
             f"{r['clips_per_s']:.1f}",
             f"{r['frames_per_s']:.0f}",
             f"{r['with_decode']['p50_ms']:.2f}",
+            accuracy(int(n)),
         ]
         for n, r in prof["subnetworks"].items()
     ]
-    cols = ["frames", "p50 ms", "p90 ms", "p99 ms", "clips/s", "frames/s", "p50 ms +decode"]
-    console.print(table(f"{prof['device']} | {prof['backend']} | batch {batch}", cols, rows))
+    cols = [
+        "frames",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "clips/s",
+        "frames/s",
+        "p50 ms +decode",
+        "top-1 vs fp32",
+    ]
+    title = f"{prof['device']} | {prof['backend']} | {prof['precision']} | batch {batch}"
+    console.print(table(title, cols, rows))
     console.print(f"peak RSS {prof['peak_rss_mb']:.0f} MB")
-    if "decode" in prof:
+    if decode and "decode" in prof:
         d = prof["decode"]
         rows = [
             [c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]

@@ -115,10 +115,16 @@ def bench(
     codecs: tuple[str, ...] = ("h264",),
     decode_sizes=DECODE_SIZES,
     threads: int | None = None,
+    precision: str | None = None,
+    decode_costs: dict | None = None,
     progress=None,
 ) -> dict:
     """Time every sub-network; returns the profile (and writes it into the bundle, under
-    its device, backend, precision, batch, threads and input size)."""
+    its device, backend, precision, batch, threads and input size).
+
+    `precision`: the engine's (None: the backend's own). `decode_costs`: a profile's
+    "decode" measured already (another precision's: decoding does not depend on it), so
+    it is not measured again."""
     from fan_edge.runtime.video.clips import ENCODERS
 
     unknown = [c for c in codecs if c not in ENCODERS]
@@ -126,7 +132,9 @@ def bench(
         raise FanEdgeError(
             f"cannot bench decoding of {', '.join(unknown)}: codecs are {', '.join(ENCODERS)}"
         )
-    pred = Predictor(bundle, backend=backend, threads=threads)
+    if precision == "auto":
+        raise FanEdgeError("bench measures one precision at a time: name it (fp32, int8, fp16)")
+    pred = Predictor(bundle, backend=backend, threads=threads, precision=precision)
     if save:
         check_profiles_writable(pred.bundle)  # a damaged or read-only file: before the timing
     size = pred.bundle.input["size"]
@@ -170,15 +178,13 @@ def bench(
                 "gflops": s.gflops,
             }
     counts = tuple(sorted({2, 4, 8, 16} | {s.frames for s in pred.bundle.subnetworks}))
-    decode = (
-        bench_decode(tuple(codecs), size, counts, sizes=decode_sizes, progress=progress)
-        if codecs
-        else None
-    )
+    decode = decode_costs
+    if decode is None and codecs:
+        decode = bench_decode(tuple(codecs), size, counts, sizes=decode_sizes, progress=progress)
     profile = {
         "device": device_name(pred.backend_name),
         "backend": pred.backend_name,
-        "precision": pred.precision,
+        "precision": pred.precisions,
         "batch": batch,
         "threads": threads or default_threads(),  # what the session uses (see backends/ort.py)
         "size": size,

@@ -9,10 +9,10 @@ import numpy as np
 from fan_edge.bundle import Bundle, Subnetwork
 from fan_edge.data.transforms import eval_transform
 from fan_edge.errors import FanEdgeError
-from fan_edge.runtime.backends import pick_backend, precision
 from fan_edge.runtime.budget import Budget, Choice, choose_subnetwork, parse_budget
 from fan_edge.runtime.decode_cost import predict_ms
-from fan_edge.runtime.profile import decode_costs_for, latency_for
+from fan_edge.runtime.precision import plan_precisions
+from fan_edge.runtime.profile import decode_costs_for
 from fan_edge.runtime.video import ClipRecord, VideoSource, open_video
 
 
@@ -37,6 +37,8 @@ class Prediction:
     total_ms: float = 0.0
     predicted: dict | None = None  # a whole-clip budget's prediction for the chosen stages
     read: dict = field(default_factory=dict)  # how the clip was read (decoder, plan, fallback)
+    precision: str = "fp32"  # what the sub-network computed in
+    precision_reason: str = ""  # why (--precision auto, --max-loss)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -54,6 +56,10 @@ class Predictor:
     `decoder`: "auto" (PyAV, OpenCV for what it cannot open), "pyav" or "opencv".
     `budget_for`: what a latency budget covers: "clip" (index + decode + preprocess +
     inference, predicted from the clip's decode plan) or "network" (inference alone).
+    `precision`: None (the backend's own: fp32 graphs for "auto"), "fp32", "int8", "fp16"
+    (artifacts of `fan-edge build`) or "auto" (per sub-network, the fastest measured here
+    within `max_loss` top-1 points of fp32); `max_loss` also keeps a sub-network whose
+    recorded loss is larger in fp32 (runtime/precision.py).
     """
 
     bundle: Bundle | str | Path
@@ -63,6 +69,8 @@ class Predictor:
     threads: int | None = None
     decoder: str = "auto"
     budget_for: str = "clip"
+    precision: str | None = None
+    max_loss: float | None = None
     _sessions: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -70,26 +78,52 @@ class Predictor:
             raise FanEdgeError(f"budget_for must be one of {BUDGET_FOR}, got {self.budget_for!r}")
         if not isinstance(self.bundle, Bundle):
             self.bundle = Bundle(self.bundle)
-        self.engine = pick_backend(
-            self.backend, self.bundle, share_weights=self.share_weights, threads=self.threads
+        self.plan = plan_precisions(
+            self.bundle,
+            self.backend,
+            self.precision,
+            self.max_loss,
+            share_weights=self.share_weights,
+            threads=self.threads,
         )
         if self.eager:
             for s in self.bundle.subnetworks:
                 self.session(s)
 
-    @property
-    def backend_name(self) -> str:
-        return self.engine.name
+    def engine_for(self, sub: Subnetwork):
+        return self.plan[sub.frames].engine
 
     @property
-    def precision(self) -> str:
-        """What the engine computes in: its build artifacts' precision, fp32 for the graphs."""
-        return precision(self.bundle, self.engine.name)
+    def engine(self):
+        """The engine of the largest sub-network (of every one, unless precisions mix)."""
+        return self.engine_for(self.bundle.subnetworks[-1])
+
+    @property
+    def backend_name(self) -> str:
+        """The engine's name; engines joined by '+' where sub-networks' precisions differ."""
+        return "+".join(dict.fromkeys(a.engine.name for a in self.plan.values()))
+
+    @property
+    def precisions(self) -> str:
+        """What the sub-networks compute in: fp32, int8, or e.g. fp32+int8 (mixed)."""
+        return "+".join(sorted({a.precision for a in self.plan.values()}))
 
     def session(self, sub: Subnetwork):
         if sub.frames not in self._sessions:
-            self._sessions[sub.frames] = self.engine.load(self.bundle, sub)
+            self._sessions[sub.frames] = self.engine_for(sub).load(self.bundle, sub)
         return self._sessions[sub.frames]
+
+    def _latency(self) -> dict[int, float]:
+        """Each sub-network's measured p50 at batch 1, from its own engine's profile."""
+        from fan_edge.runtime.profile import latency_for
+
+        out = {}
+        for s in self.bundle.subnetworks:
+            a = self.plan[s.frames]
+            out[s.frames] = latency_for(
+                self.bundle, a.engine.name, a.precision, threads=self.threads
+            )[s.frames]
+        return out
 
     def choose(
         self,
@@ -112,9 +146,7 @@ class Predictor:
             budget = parse_budget(budget)
         if budget.kind != "latency":
             return choose_subnetwork(self.bundle, budget, allow_over_budget=allow_over_budget)
-        latency = latency_for(
-            self.bundle, self.engine.name, self.precision, threads=self.threads
-        )  # batch 1
+        latency = self._latency()
         if video is None or self.budget_for == "network":
             return choose_subnetwork(
                 self.bundle, budget, latency_ms=latency, allow_over_budget=allow_over_budget
@@ -131,9 +163,8 @@ class Predictor:
 
     def predict_stages(self, video: VideoSource, latency: dict[int, float]) -> dict[int, dict]:
         """Predicted ms per stage of each sub-network on this clip, before decoding it."""
-        costs = decode_costs_for(
-            self.bundle, self.engine.name, self.precision, threads=self.threads
-        )
+        top = self.plan[self.bundle.subnetworks[-1].frames]  # decoding costs the same for all
+        costs = decode_costs_for(self.bundle, top.engine.name, top.precision, threads=self.threads)
         out = {}
         for s in self.bundle.subnetworks:
             plan = video.plan(s.frames)
@@ -225,7 +256,7 @@ class Predictor:
             sub.frames,
             sub.trained_frames,
             sub.gflops,
-            self.engine.name,
+            self.engine_for(sub).name,
             choice.reason,
             choice.over_budget,
             record.input_frames,
@@ -237,4 +268,6 @@ class Predictor:
             total,
             predicted,
             record.to_dict(),
+            self.plan[sub.frames].precision,
+            self.plan[sub.frames].reason,
         )

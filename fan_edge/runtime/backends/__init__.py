@@ -2,7 +2,7 @@
 `x` (B, T, 3, H, W) float32 -> logits (B, classes). One file per engine; each registers
 itself below."""
 
-from fan_edge.runtime.backends import ort, ort_int8, tensorrt  # noqa: F401  (register them)
+from fan_edge.runtime.backends import ort, ort_fp16, ort_int8, tensorrt  # noqa: F401 (register)
 from fan_edge.runtime.backends.registry import (
     AUTO,
     BACKENDS,
@@ -10,7 +10,7 @@ from fan_edge.runtime.backends.registry import (
     backend_names,
     backends_help,
     pick_backend,
-    precision,
+    precision_of,
     register_backend,
     unregister_backend,
 )
@@ -22,7 +22,7 @@ __all__ = [
     "backend_names",
     "backends_help",
     "pick_backend",
-    "precision",
+    "precision_of",
     "register_backend",
     "unregister_backend",
 ]

@@ -6,23 +6,15 @@ without it, each session gets its own, with the norms folded into the int8 convo
 load (fan_edge/runtime/fold.py) and ONNX Runtime's fusion and pre-packing: faster.
 """
 
-from fan_edge.bundle import Bundle, Subnetwork
-from fan_edge.errors import FanEdgeError
+from fan_edge.bundle import Bundle
 from fan_edge.runtime.backends.ort import OrtBackend
-from fan_edge.runtime.backends.registry import artifacts, register_backend
+from fan_edge.runtime.backends.registry import register_backend
 
 TARGET = "ort-int8"
 
 
 class OrtInt8Backend(OrtBackend):
-    def graph(self, bundle: Bundle, sub: Subnetwork) -> str:
-        record = artifacts(bundle, TARGET).get(sub.frames)
-        if record is None:
-            raise FanEdgeError(
-                f"{bundle.path} has no int8 graph for {sub.frames} frames: "
-                f"fan-edge build {bundle.path} --target {TARGET} --calib VIDEOS"
-            )
-        return record["file"]
+    build_args = " --calib VIDEOS"
 
     def _private_source(self, bundle: Bundle, graph: str) -> bytes:
         """The graph with its weights loaded and its norms folded into the int8 convolutions'
@@ -45,5 +37,9 @@ class OrtInt8Backend(OrtBackend):
 )
 def make(share_weights: bool, threads: int | None) -> OrtInt8Backend:
     return OrtInt8Backend(
-        "ort-int8-cpu", "CPUExecutionProvider", share_weights=share_weights, threads=threads
+        "ort-int8-cpu",
+        "CPUExecutionProvider",
+        share_weights=share_weights,
+        threads=threads,
+        target=TARGET,
     )

@@ -89,7 +89,7 @@ def artifacts(bundle: Bundle, target: str | None) -> dict:
     }
 
 
-def precision(bundle: Bundle, backend: str) -> str:
+def precision_of(bundle: Bundle, backend: str) -> str:
     """The precision a backend runs this bundle at: its artifacts' (fp32 for the graphs)."""
     found = {
         e.get("precision", "fp32") for e in artifacts(bundle, BACKENDS[backend].target).values()
@@ -98,20 +98,41 @@ def precision(bundle: Bundle, backend: str) -> str:
 
 
 def pick_backend(
-    name: str, bundle: Bundle, *, share_weights: bool = True, threads: int | None = None
+    name: str,
+    bundle: Bundle,
+    *,
+    share_weights: bool = True,
+    threads: int | None = None,
+    precision: str | None = None,
 ):
     """The engine called `name`, or for `auto` the best one available here that can run this
-    bundle (an engine of a build target only if the bundle holds that target's artifacts)."""
+    bundle (an engine of a build target only if the bundle holds that target's artifacts),
+    at `precision` if given."""
     if name == AUTO:
         for b in ranked():
             if b.target is not None and not artifacts(bundle, b.target):
                 continue
+            if precision is not None and precision_of(bundle, b.name) != precision:
+                continue
             engine = b.make(share_weights=share_weights, threads=threads)
             if engine.available():
                 return engine
+        if precision not in (None, "fp32"):
+            raise FanEdgeError(
+                f"no engine here runs {bundle.path} in {precision}: build it first "
+                f"(`fan-edge build {bundle.path} --target ...`; see `fan-edge build --help`) "
+                "or choose another --precision"
+            )
         raise FanEdgeError(
             "no inference engine is installed: pip install 'fan-edge[cpu]' (or [gpu] for CUDA)"
         )
     if name not in BACKENDS:
         raise FanEdgeError(f"unknown backend {name!r}: choose one of {', '.join(backend_names())}")
-    return BACKENDS[name].make(share_weights=share_weights, threads=threads)
+    info = BACKENDS[name]
+    built = info.target is None or artifacts(bundle, info.target)  # else load says what to build
+    if precision is not None and built and precision_of(bundle, name) != precision:
+        raise FanEdgeError(
+            f"backend {name} runs this bundle in {precision_of(bundle, name)}, not {precision}: "
+            "drop --backend or --precision"
+        )
+    return info.make(share_weights=share_weights, threads=threads)
