@@ -437,3 +437,16 @@ def test_the_default_holds_every_subnetwork_in_one_session_with_each_weight_once
     sub = bundle.subnetwork_for(8)
     alone = Predictor(tiny_bundle, share_weights=False).logits(x, sub)
     np.testing.assert_allclose(pred.logits(x, sub), alone, atol=1e-4)
+
+
+def test_the_shipped_model_works_on_fresh_clips_as_its_card_says(tmp_path):
+    """`make demo`'s first step: the trained bundle in models/ on clips no run has seen."""
+    import cv2
+
+    from fan_edge.cli.demo import SHIPPED, SHIPPED_CARD, shipped_model
+
+    result = shipped_model(SHIPPED, tmp_path)
+    for n, top1 in result["top1"].items():  # 300 clips: one binomial std is about 2.5 points
+        assert abs(top1 - SHIPPED_CARD[n]) <= 8, (n, top1)
+    image = cv2.imread(str(result["sheet"]))
+    assert image is not None and image.shape[0] > 6 * 32 and image.shape[1] >= 8 * 32
