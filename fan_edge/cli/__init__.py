@@ -13,7 +13,7 @@ import importlib
 from fan_edge.cli.app import app
 
 # The commands register, and `--help` lists them, in the data flow's order.
-COMMAND_MODULES = ("train", "export", "run", "data", "demo", "analyze")
+COMMAND_MODULES = ("train", "imports", "export", "run", "data", "demo", "analyze")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"fan_edge.cli.{_module}")
 
