@@ -25,6 +25,7 @@ MAX_CLASSES = 100_000
 MAX_CLIPS = 10_000_000  # generated synthetic clips
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 VAL_SEED_OFFSET = 1000  # synthetic validation clips never overlap the training clips
+ALTERATION_INITS = ("small", "kaiming")  # models/layers.py WeightAlteration
 
 
 def _is_int(v) -> bool:
@@ -156,6 +157,7 @@ class ModelConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     backbone: dict = field(default_factory=dict)
+    alteration_init: str = "small"  # or "kaiming" (the reference's); later field: defaulted
 
     def __post_init__(self):
         """Check every field's type and range, so that a bad value is one line naming the
@@ -171,6 +173,8 @@ class ModelConfig:
         c.flag("weight_alteration")
         c.triple("mean", positive=False)
         c.triple("std", positive=True)
+        if self.alteration_init not in ALTERATION_INITS:
+            c.fail("alteration_init", f"one of {', '.join(ALTERATION_INITS)}")
         if not (isinstance(self.backbone, dict) and all(map(str.isidentifier, self.backbone))):
             c.fail("backbone", "a dict of the backbone's arguments")
 
@@ -350,6 +354,7 @@ class ModelChoice:
     frames: tuple[int, ...] | None = None  # None: the mode's default frame set
     specialize_norm: bool = True
     weight_alteration: bool = True
+    alteration_init: str = "small"
 
     def __post_init__(self):
         c = Check(self, {"preset": "--preset", "frames": "--frames"})
@@ -357,6 +362,8 @@ class ModelChoice:
         c.frames("frames", optional=True)
         c.flag("specialize_norm")
         c.flag("weight_alteration")
+        if self.alteration_init not in ALTERATION_INITS:
+            c.fail("alteration_init", f"one of {', '.join(ALTERATION_INITS)}")
 
 
 @dataclass(frozen=True)

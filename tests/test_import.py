@@ -183,3 +183,20 @@ def test_class_names_come_from_a_file_and_must_match_the_classifier(tmp_path):
     names.write_text("one\ntwo\n")
     with pytest.raises(FanEdgeError, match="names 2 classes but the checkpoint's classifier"):
         import_checkpoint(src, "torchvision", tmp_path / "b.pt", classes_file=names, size=32)
+
+
+def test_alteration_init_kaiming_is_the_references_and_small_stays_the_default():
+    from fan_edge.config import RunConfig
+
+    def alteration_std(init):
+        cfg = preset("r50", num_classes=CLASSES, frames=(4, 8), alteration_init=init)
+        torch.manual_seed(0)
+        w = build_model(cfg).backbone.layer3[0].alter.branches[0].dw.weight
+        return float(w.detach().std()), (2 / w.shape[0]) ** 0.5
+
+    got, want = alteration_std("kaiming")
+    assert abs(got - want) < 0.1 * want  # std sqrt(2 / C), as the reference ends up with
+    assert alteration_std("small")[0] < 2e-3
+    assert RunConfig().model.alteration_init == "small"
+    with pytest.raises(FanEdgeError, match="alteration_init must be one of small, kaiming"):
+        RunConfig().replace(alteration_init="zeros")

@@ -90,6 +90,13 @@ def train(
     weight_alteration: Annotated[bool, typer.Option(help="Weight Alteration.")] = (
         M.weight_alteration
     ),
+    alteration_init: Annotated[
+        str,
+        typer.Option(
+            help="Weight Alteration's init: small (N(0, 1e-3): every sub-network starts as the "
+            "shared one) or kaiming (the reference code's effective init, std sqrt(2/C))."
+        ),
+    ] = M.alteration_init,
     init: Annotated[
         Path | None,
         typer.Option(

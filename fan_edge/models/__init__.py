@@ -32,6 +32,7 @@ def build_model(cfg: ModelConfig) -> FrameAdaptiveNet:
         cfg.frames,
         specialize_norm=cfg.specialize_norm,
         weight_alteration=cfg.weight_alteration,
+        alteration_init=cfg.alteration_init,
     )
 
 

@@ -80,6 +80,7 @@ def convert_to_fan(
     *,
     specialize_norm: bool = True,
     weight_alteration: bool = True,
+    alteration_init: str = "small",
 ) -> FrameAdaptiveNet:
     """Convert `backbone` (modified in place) into a FAN over `frames`.
 
@@ -92,7 +93,10 @@ def convert_to_fan(
         for name, child in list(parent.named_children()):
             if isinstance(child, AlterationSlot):
                 if weight_alteration:
-                    alters = [WeightAlteration(child.channels, child.dims) for _ in range(k)]
+                    alters = [
+                        WeightAlteration(child.channels, child.dims, alteration_init)
+                        for _ in range(k)
+                    ]
                     setattr(parent, name, Specialized(alters))
                 else:
                     setattr(parent, name, nn.Identity())

@@ -39,16 +39,23 @@ class WeightAlteration(nn.Module):
     """x + dw(x), with dw a 1x1 depthwise convolution (a per-channel scale, no bias).
 
     Placed right before a convolution W, it makes that convolution act as W * (1 + a): a
-    private version of the shared weight for one sub-network. Initialised near zero (std 1e-3)
-    so every sub-network starts as the shared network; `init_weights` of a backbone must not
-    overwrite it (the reference code's kaiming init did).
+    private version of the shared weight for one sub-network. Initialised near zero (std 1e-3,
+    `init="small"`) so every sub-network starts as the shared network; `init="kaiming"` is the
+    reference code's effective init (its backbone's kaiming init overwrote the small one).
     """
 
-    def __init__(self, channels: int, dims: int = 2, init_std: float = 1e-3):
+    INITS = ("small", "kaiming")
+
+    def __init__(self, channels: int, dims: int = 2, init: str = "small"):
         super().__init__()
         conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims]
         self.dw = conv(channels, channels, kernel_size=1, groups=channels, bias=False)
-        nn.init.normal_(self.dw.weight, std=init_std)
+        if init == "small":
+            nn.init.normal_(self.dw.weight, std=1e-3)
+        elif init == "kaiming":  # the reference code's effective init: std sqrt(2 / C)
+            nn.init.kaiming_normal_(self.dw.weight, mode="fan_out", nonlinearity="relu")
+        else:
+            raise ValueError(f"unknown alteration init {init!r}: use one of {self.INITS}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.dw(x)

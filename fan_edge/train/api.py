@@ -100,6 +100,7 @@ def train_run(
         frames=frames,
         specialize_norm=not plain and cfg.model.specialize_norm,
         weight_alteration=not plain and cfg.model.weight_alteration,
+        alteration_init=cfg.model.alteration_init,
     )
     # What the run was trained on, so that `eval` finds its validation data and `--resume`
     # with other data is refused.
