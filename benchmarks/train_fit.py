@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fan_edge.config import DataSpec, ModelConfig
-from fan_edge.data.datasets import ClipDataset, open_source
+from fan_edge.data.datasets import open_source
 from fan_edge.errors import FanEdgeError
 from fan_edge.train.checkpoint import load_model
 
@@ -26,7 +26,7 @@ from fan_edge.train.checkpoint import load_model
 @torch.no_grad()
 def fit(net: torch.nn.Module, source, n: int, cfg: ModelConfig) -> tuple[float, float]:
     """(top-1 %, mean top softmax) of one sub-network on `source` at `n` frames."""
-    ds = ClipDataset(source, (n,), cfg.input_size, cfg.mean, cfg.std, train=False)
+    ds = cfg.eval_dataset(source, (n,))
     hits = confidence = total = 0.0
     for (clip,), y in DataLoader(ds, batch_size=64):
         p = net(clip).softmax(dim=1)

@@ -100,17 +100,16 @@ def _synthetic_videos(clips: int, folder: Path) -> list[Path]:
 
 def calibration_clips(bundle: Bundle, sub: Subnetwork, videos: list[Path]) -> list[np.ndarray]:
     """Each video read as `fan-edge run` reads it for `sub`: (1, T, 3, S, S) float32."""
-    from fan_edge.data.transforms import eval_transform
     from fan_edge.runtime.video import open_video
 
-    spec, out = bundle.input, []
+    out = []
     for video in videos:
         try:
             with open_video(video) as source:
-                raw, _ = source.read(sub.frames, short_side=spec["size"])
+                raw, _ = source.read(sub.frames, short_side=bundle.read_size)
         except FanEdgeError as e:
             raise FanEdgeError(f"calibration video {video}: {e}") from None
-        out.append(eval_transform(raw, spec["size"], spec["mean"], spec["std"])[None])
+        out.append(bundle.transform(raw)[None])
     return out
 
 

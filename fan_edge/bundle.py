@@ -23,6 +23,7 @@ MANIFEST = "manifest.json"
 SCHEMA = "fan-edge-bundle"
 SCHEMA_VERSION = 2  # 2: the manifest records its own sha256
 PRECISIONS = ("fp32", "fp16", "int8")  # what a build artifact computes in
+INTERPOLATIONS = ("area", "bilinear")  # data/transforms.py
 MANIFEST_HASH = "manifest_sha256"
 # Files a bundle may hold besides those its manifest lists: measured on the device after export.
 DEVICE_FILES = ("latency.json",)
@@ -343,6 +344,28 @@ class Bundle:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    @property
+    def read_size(self) -> int | None:
+        """The shorter side readers resize frames to as they decode them: the input
+        contract's resize with the area filter; None (as stored) for another interpolation,
+        which `transform` then applies."""
+        spec = self.input
+        return spec["resize_to"] if spec["interpolation"] == "area" else None
+
+    def transform(self, frames):
+        """(T, H, W, 3) uint8 RGB -> (T, 3, S, S) float32, as the input contract says."""
+        from fan_edge.data.transforms import eval_transform
+
+        spec = self.input
+        return eval_transform(
+            frames,
+            spec["size"],
+            spec["mean"],
+            spec["std"],
+            spec["resize_to"],
+            spec["interpolation"],
+        )
+
 
 def _dims(dims: list) -> str:
     return "(" + ", ".join(str(d) if d != "" else "?" for d in dims) + ")"
@@ -484,7 +507,15 @@ def _input(c: Fields, m: dict) -> dict:
             "input.scale",
             f"must be 1/255 (this fan-edge scales pixels by it), got {_show(spec['scale'])}",
         )
-    return dict(spec)
+    spec = dict(spec)
+    # Bundles from before these fields: the shorter side resized to the crop, area filter.
+    if "resize_to" in spec:
+        c.integer(spec, "resize_to", "input", spec["size"], MAX_SIZE)
+    if "interpolation" in spec:
+        c.text(spec, "interpolation", "input", choices=INTERPOLATIONS)
+    spec.setdefault("resize_to", spec["size"])
+    spec.setdefault("interpolation", "area")
+    return spec
 
 
 def _relative(name: str) -> bool:

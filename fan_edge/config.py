@@ -26,6 +26,7 @@ MAX_CLIPS = 10_000_000  # generated synthetic clips
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 VAL_SEED_OFFSET = 1000  # synthetic validation clips never overlap the training clips
 ALTERATION_INITS = ("small", "kaiming")  # models/layers.py WeightAlteration
+INTERPOLATIONS = ("area", "bilinear")  # data/transforms.py
 
 
 def _is_int(v) -> bool:
@@ -158,6 +159,10 @@ class ModelConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     backbone: dict = field(default_factory=dict)
     alteration_init: str = "small"  # or "kaiming" (the reference's); later field: defaulted
+    # Evaluation resizes the shorter side to `resize` (None: input_size), then crops
+    # input_size; "bilinear" is the reference implementations' (imported models: 256 -> 224).
+    resize: int | None = None
+    interpolation: str = "area"
 
     def __post_init__(self):
         """Check every field's type and range, so that a bad value is one line naming the
@@ -175,11 +180,30 @@ class ModelConfig:
         c.triple("std", positive=True)
         if self.alteration_init not in ALTERATION_INITS:
             c.fail("alteration_init", f"one of {', '.join(ALTERATION_INITS)}")
+        if self.resize is not None:
+            c.integer("resize", self.input_size, MAX_INPUT_SIZE)
+        if self.interpolation not in INTERPOLATIONS:
+            c.fail("interpolation", f"one of {', '.join(INTERPOLATIONS)}")
         if not (isinstance(self.backbone, dict) and all(map(str.isidentifier, self.backbone))):
             c.fail("backbone", "a dict of the backbone's arguments")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def eval_dataset(self, source, frames, **kw):
+        """`source` read for evaluation with this model's preprocessing (datasets.py)."""
+        from fan_edge.data.datasets import ClipDataset
+
+        return ClipDataset(
+            source,
+            tuple(frames),
+            self.input_size,
+            self.mean,
+            self.std,
+            resize=self.resize,
+            interpolation=self.interpolation,
+            **kw,
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

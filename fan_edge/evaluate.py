@@ -12,7 +12,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from fan_edge.config import ModelConfig
-from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import select_subnetwork
 from fan_edge.models import FrameAdaptiveNet
@@ -60,7 +59,7 @@ def evaluate(
         m.eval()
     results = {}
     for n in frame_counts:
-        ds = ClipDataset(source, (n,), cfg.input_size, cfg.mean, cfg.std, train=False)
+        ds = cfg.eval_dataset(source, (n,))
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
         nets = serving_networks(models, n, ensemble)
         top1 = top5 = total = 0

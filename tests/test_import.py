@@ -200,3 +200,31 @@ def test_alteration_init_kaiming_is_the_references_and_small_stays_the_default()
     assert RunConfig().model.alteration_init == "small"
     with pytest.raises(FanEdgeError, match="alteration_init must be one of small, kaiming"):
         RunConfig().replace(alteration_init="zeros")
+
+
+def test_the_references_resize_then_crop_reaches_the_manifest_and_the_runtime(tmp_path):
+    """Imported models are evaluated as their authors did: shorter side to 256/224 of the crop,
+    bilinear, then the center crop; the checkpoint, the bundle and `fan-edge run` agree."""
+    import cv2
+    import numpy as np
+
+    from exporters import export
+    from fan_edge.runtime import Predictor
+
+    src = tmp_path / "TSM_segment8.pth"
+    torch.save({"state_dict": tsm_names(reference((8,)).state_dict())}, src)
+    import_checkpoint(src, "tsm", tmp_path / "tsm.pt", size=32)
+    _, ckpt = load_model(tmp_path / "tsm.pt")
+    assert (
+        ckpt["model_config"]["resize"] == 37 and ckpt["model_config"]["interpolation"] == "bilinear"
+    )
+    bundle = export(tmp_path / "tsm.pt", [8], tmp_path / "bundle")
+    pred = Predictor(bundle)
+    assert pred.bundle.input["resize_to"] == 37 and pred.bundle.read_size is None
+    frames = np.random.default_rng(0).integers(0, 256, (8, 48, 64, 3), dtype=np.uint8)
+    resized = np.stack([cv2.resize(f, (49, 37), interpolation=cv2.INTER_LINEAR) for f in frames])
+    top, left = (37 - 32) // 2, (49 - 32) // 2
+    crop = resized[:, top : top + 32, left : left + 32].astype(np.float32) / 255
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    want = ((crop - mean) / std).transpose(0, 3, 1, 2)[None]
+    np.testing.assert_allclose(pred.preprocess(frames), want, atol=1e-5)

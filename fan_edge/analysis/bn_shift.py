@@ -28,7 +28,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from fan_edge.config import ModelConfig
-from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
 from fan_edge.frames import validate_frame_set
 from fan_edge.models import FrameAdaptiveNet
@@ -97,7 +96,7 @@ def live_stats(
 
     handles = [m.register_forward_hook(hook(n, c)) for n, m, c in _input_norms(net)]
     try:
-        ds = ClipDataset(source, (frames,), cfg.input_size, cfg.mean, cfg.std, train=False)
+        ds = cfg.eval_dataset(source, (frames,))
         subset = torch.utils.data.Subset(ds, range(min(clips, len(ds))))
         for (clip,), _ in DataLoader(subset, batch_size=batch_size):
             net(clip)

@@ -36,6 +36,8 @@ class ClipDataset(Dataset):
     train: bool = False
     seed: int = 0
     epoch: int = 0
+    resize: int | None = None  # shorter side before the crop (None: `size`)
+    interpolation: str = "area"  # data/transforms.py INTERPOLATIONS
 
     def __len__(self) -> int:
         return len(self.source)
@@ -49,14 +51,20 @@ class ClipDataset(Dataset):
         mode = "random" if self.train else "center"
         picks = [segment_indices(length, n, mode=mode, rng=rng) for n in self.frames]
         union, inverse = np.unique(np.concatenate(picks), return_inverse=True)
-        short = int(rng.integers(self.size, int(self.size * 1.15) + 1)) if self.train else self.size
-        video = self._read(i, union, short)  # (U, H, W, 3) uint8, shorter side `short`
+        base = self.resize or self.size
+        short = int(rng.integers(base, int(base * 1.15) + 1)) if self.train else base
+        if self.train or self.interpolation == "area":
+            video = self._read(i, union, short)  # (U, H, W, 3) uint8, shorter side `short`
+        else:  # read as stored; eval_transform resizes with the model's own interpolation
+            video = self._read(i, union, None)
         if self.train:
             h, w = video.shape[1:3]
             top, left = rng.integers(h - self.size + 1), rng.integers(w - self.size + 1)
             video = normalize(crop(video, self.size, top, left), self.mean, self.std)
         else:
-            video = eval_transform(video, self.size, self.mean, self.std)
+            video = eval_transform(
+                video, self.size, self.mean, self.std, self.resize, self.interpolation
+            )
         clips, start = [], 0
         for p in picks:
             clips.append(torch.from_numpy(video[inverse[start : start + len(p)]]))
@@ -67,4 +75,5 @@ class ClipDataset(Dataset):
         """The frames resized to `short_side` (as they are read, where the source can)."""
         if getattr(self.source, "resizes_on_read", False):
             return self.source.read(i, indices, short_side)
-        return resize_short(self.source.read(i, indices), short_side)
+        frames = self.source.read(i, indices)
+        return frames if short_side is None else resize_short(frames, short_side)

@@ -1,20 +1,27 @@
 """Spatial preprocessing shared by training, export checks and the runtime (numpy only).
 
-Contract: frames (T, H, W, 3) uint8 RGB -> resize the shorter side to `size` -> center crop
-`size` x `size` -> scale to [0, 1] -> (x - mean) / std -> (T, 3, size, size) float32.
+Contract: frames (T, H, W, 3) uint8 RGB -> resize the shorter side to `resize` (default
+`size`) -> center crop `size` x `size` -> scale to [0, 1] -> (x - mean) / std ->
+(T, 3, size, size) float32. Interpolation "area" (OpenCV's area filter when shrinking,
+bilinear when enlarging: fan-edge's own models) or "bilinear" (always bilinear: the
+reference implementations' evaluation, for imported models).
 """
 
 import cv2
 import numpy as np
 
+INTERPOLATIONS = ("area", "bilinear")
 
-def resize_short(frames: np.ndarray, size: int) -> np.ndarray:
+
+def resize_short(frames: np.ndarray, size: int, interpolation: str = "area") -> np.ndarray:
     h, w = frames.shape[1:3]
     if min(h, w) == size:
         return frames
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}: use one of {INTERPOLATIONS}")
+    interp = cv2.INTER_AREA if scale < 1 and interpolation == "area" else cv2.INTER_LINEAR
     return np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
 
 
@@ -34,6 +41,15 @@ def normalize(frames: np.ndarray, mean, std) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def eval_transform(frames: np.ndarray, size: int, mean, std) -> np.ndarray:
-    """The inference preprocessing: resize shorter side, center crop, normalise."""
-    return normalize(center_crop(resize_short(frames, size), size), mean, std)
+def eval_transform(
+    frames: np.ndarray,
+    size: int,
+    mean,
+    std,
+    resize: int | None = None,
+    interpolation: str = "area",
+) -> np.ndarray:
+    """The inference preprocessing: resize shorter side (to `resize`, default `size`), center
+    crop `size`, normalise."""
+    short = resize or size
+    return normalize(center_crop(resize_short(frames, short, interpolation), size), mean, std)

@@ -17,6 +17,8 @@ from fan_edge.imports.registry import SOURCES, Converted, register_source
 
 __all__ = ["SOURCES", "Converted", "import_checkpoint", "register_source"]
 
+REFERENCE_RESIZE = 256 / 224  # shorter side over crop, as TSM, FFN, MMAction2 and ImageNet evaluate
+
 
 def read_state(src: Path) -> dict:
     """The tensors of a checkpoint file, without running any code it might carry."""
@@ -84,6 +86,9 @@ def import_checkpoint(
         num_classes=conv.num_classes,
         frames=conv.frames,
         input_size=size,
+        # the references evaluate with resize 256 -> center crop 224, bilinear
+        resize=round(size * REFERENCE_RESIZE),
+        interpolation="bilinear",
         specialize_norm=fan,
         weight_alteration=fan,
         backbone={"width": conv.width, "stem": conv.stem},

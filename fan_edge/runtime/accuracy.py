@@ -60,7 +60,6 @@ def labelled_clips(
     """The validation clips read for `sub`: ([(1, T, 3, S, S) float32], labels)."""
     from fan_edge.data.sampling import segment_indices
     from fan_edge.data.sources import open_source
-    from fan_edge.data.transforms import eval_transform, resize_short
 
     spec = bundle.input
     size = spec["size"]
@@ -83,10 +82,10 @@ def labelled_clips(
     for i in range(n):
         idx = segment_indices(source.num_frames(i), sub.frames)
         if getattr(source, "resizes_on_read", False):
-            frames = source.read(i, idx, size)
+            frames = source.read(i, idx, bundle.read_size)
         else:
-            frames = resize_short(source.read(i, idx), size)
-        clips.append(eval_transform(frames, size, spec["mean"], spec["std"])[None])
+            frames = source.read(i, idx)
+        clips.append(bundle.transform(frames)[None])
         labels.append(source.label(i))
     return clips, np.asarray(labels)
 

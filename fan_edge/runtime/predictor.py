@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from fan_edge.bundle import Bundle, Subnetwork
-from fan_edge.data.transforms import eval_transform
 from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.budget import Budget, Choice, choose_subnetwork, parse_budget
 from fan_edge.runtime.decode_cost import predict_ms
@@ -197,8 +196,7 @@ class Predictor:
 
     def preprocess(self, frames: np.ndarray) -> np.ndarray:
         """(T, H, W, 3) uint8 RGB -> (1, T, 3, S, S) float32, as the manifest prescribes."""
-        spec = self.bundle.input
-        return eval_transform(frames, spec["size"], spec["mean"], spec["std"])[None]
+        return self.bundle.transform(frames)[None]
 
     def predict(
         self,
@@ -223,9 +221,7 @@ class Predictor:
         """Open `video`, choose the sub-network (pricing each plan), read its frames."""
         with open_video(video, self.decoder) as source:
             choice = self.choose(budget, frames, allow_over_budget, video=source)
-            raw, record = source.read(
-                choice.subnetwork.frames, short_side=self.bundle.input["size"]
-            )
+            raw, record = source.read(choice.subnetwork.frames, short_side=self.bundle.read_size)
         return raw, record, choice
 
     def classify(

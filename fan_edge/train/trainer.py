@@ -294,6 +294,8 @@ def _train(
         model_cfg.std,
         train=True,
         seed=train_cfg.seed,
+        resize=model_cfg.resize,
+        interpolation=model_cfg.interpolation,
     )
     # The order of an epoch is a function of (seed, epoch) alone, so a resumed run reads the
     # same batches; `skip` drops those an interrupted epoch already trained on.
