@@ -228,3 +228,33 @@ def test_the_references_resize_then_crop_reaches_the_manifest_and_the_runtime(tm
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     want = ((crop - mean) / std).transpose(0, 3, 1, 2)[None]
     np.testing.assert_allclose(pred.preprocess(frames), want, atol=1e-5)
+
+
+def test_an_imported_standard_model_initialises_a_fan_for_other_classes(tmp_path):
+    """`fan-edge train --init IMPORTED`: every tensor but the classifier and the alterations
+    comes from the import, each norm into every sub-network's copy."""
+    from fan_edge.train.checkpoint import init_from
+
+    src = tmp_path / "resnet50.pth"
+    ref = reference((8,))
+    torch.save(torchvision_names(ref.state_dict()), src)
+    import_checkpoint(src, "torchvision", tmp_path / "in.pt", size=32)
+    cfg = preset(
+        "r50",
+        num_classes=CLASSES + 3,
+        frames=(4, 8, 16),
+        input_size=32,
+        backbone={"width": 0.25, "stem": "small"},
+    )
+    fan = build_model(cfg)
+    report = init_from(fan, tmp_path / "in.pt")
+    assert {k for k in report["skipped"] if ".alter." not in k} == {
+        "backbone.fc.weight",
+        "backbone.fc.bias",
+    }
+    mine = fan.state_dict()
+    theirs = ref.state_dict()
+    assert torch.equal(
+        mine["backbone.layer2.1.bn2.branches.2.running_var"],
+        theirs["backbone.layer2.1.bn2.running_var"],
+    )
