@@ -141,6 +141,17 @@ def _calibrator(trt, clips: list, cache: Path):
     return Calibrator()
 
 
+def _same_calibration(bundle, frames: int, calib, calib_clips) -> bool:
+    """Whether the last trt build of this sub-network calibrated on the same clips (its cache
+    is then valid; with other clips it is not, and TensorRT would silently keep it)."""
+    for e in bundle.manifest.get("engines", []):
+        if e.get("target", "trt") == "trt" and e["frames"] == frames and e.get("reads"):
+            options = e.get("options", {})
+            same = options.get("calib") == calib and options.get("calib_clips") == calib_clips
+            return same and (bundle.path / e["reads"][0]).is_file()
+    return False
+
+
 def _sources(bundle, folder: Path, trt, *, fp16: bool, int8: bool, calib, calib_clips) -> dict:
     """frames -> (graph to parse, calibration or None), by TensorRT version and precision."""
     from exporters import ort_int8
@@ -148,7 +159,9 @@ def _sources(bundle, folder: Path, trt, *, fp16: bool, int8: bool, calib, calib_
     major = _major(trt)
     graphs = {s.frames: (bundle.file(s.file), None) for s in bundle.subnetworks}
     if fp16 and not int8 and major >= 11:
-        made = {e["frames"]: e for e in bundle.manifest["engines"] if e.get("target") == "fp16"}
+        made = {
+            e["frames"]: e for e in bundle.manifest.get("engines", []) if e.get("target") == "fp16"
+        }
         if len(made) < len(bundle.subnetworks):
             raise FanEdgeError(
                 "TensorRT 11 builds fp16 engines from fp16 graphs: run "
@@ -165,9 +178,8 @@ def _sources(bundle, folder: Path, trt, *, fp16: bool, int8: bool, calib, calib_
         clips = ort_int8.calibration_clips(bundle, s, videos)
         if major < 11:
             cache = folder / f"{Path(s.file).stem}.calib"
-            earlier = bundle.path / ENGINE_DIR / cache.name  # the last build's table: reused
-            if earlier.is_file():
-                cache.write_bytes(earlier.read_bytes())
+            if _same_calibration(bundle, s.frames, calib, calib_clips):  # reuse its table
+                cache.write_bytes((bundle.path / ENGINE_DIR / cache.name).read_bytes())
             graphs[s.frames] = (bundle.file(s.file), (clips, cache))
         else:  # explicit quantization: symmetric int8 activations, as TensorRT requires
             qdq = scratch / Path(s.file).with_suffix(".qdq.onnx").name

@@ -170,6 +170,10 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, capsys):
         import_checkpoint(path, "torchvision", tmp_path / "out.pt")
     assert "this ran" not in capsys.readouterr().out
     assert not (tmp_path / "out.pt").exists()
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(b"<html>not found</html>")
+    with pytest.raises(FanEdgeError, match="not a readable PyTorch checkpoint"):
+        import_checkpoint(damaged, "torchvision", tmp_path / "out.pt")
 
 
 def test_class_names_come_from_a_file_and_must_match_the_classifier(tmp_path):

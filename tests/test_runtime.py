@@ -433,6 +433,8 @@ def test_the_default_holds_every_subnetwork_in_one_session_with_each_weight_once
     assert all(isinstance(a.base, np.memmap) or isinstance(a, np.memmap) for a in arrays.values())
     names = {i.name for i in model.graph.input}
     assert names == {f"t{s.frames}/clip" for s in bundle.subnetworks}
+    batch = {i.type.tensor_type.shape.dim[0].dim_param for i in model.graph.input}
+    assert len(batch) == len(names)  # one batch size per sub-network: each runs alone
     x = np.random.default_rng(3).standard_normal((2, 8, 3, 32, 32), dtype=np.float32)
     sub = bundle.subnetwork_for(8)
     alone = Predictor(tiny_bundle, share_weights=False).logits(x, sub)

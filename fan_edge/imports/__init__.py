@@ -23,6 +23,7 @@ REFERENCE_RESIZE = 256 / 224  # shorter side over crop, as TSM, FFN, MMAction2 a
 def read_state(src: Path) -> dict:
     """The tensors of a checkpoint file, without running any code it might carry."""
     import pickle
+    import re
 
     import torch
 
@@ -31,10 +32,12 @@ def read_state(src: Path) -> dict:
     try:
         ckpt = torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        refused = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        if refused is None:
+            raise FanEdgeError(f"{src} is not a readable PyTorch checkpoint (damaged?)") from None
         raise FanEdgeError(
-            f"{src} needs code to load (a pickle with more than tensors: {first[:120]}); "
-            "refusing it: re-save its state_dict alone (torch.save(ckpt['state_dict'], f))"
+            f"{src} needs code to load ({refused.group(1)}); refusing it: re-save its "
+            "state_dict alone (torch.save(ckpt['state_dict'], f)) where you trust it"
         ) from None
     except (RuntimeError, EOFError, OSError) as e:
         raise FanEdgeError(f"cannot read {src} as a PyTorch checkpoint: {e}") from None

@@ -11,7 +11,7 @@ import re
 
 from fan_edge.errors import FanEdgeError
 from fan_edge.imports.registry import Converted, register_source
-from fan_edge.imports.resnet import DEPTHS, NAMED, strip_prefix, unknown
+from fan_edge.imports.resnet import depth, strip_prefix, unknown
 
 BRANCHED = re.compile(r"^(layer[1-4]\.\d+)\.(adaconv|bn[1-3]|downsample_bn)_(\d+)\.(.+)$")
 PLAIN = re.compile(r"^(layer[1-4]\.\d+)\.(conv[1-3]|downsample_conv)\.weight$")
@@ -55,15 +55,13 @@ def convert(state: dict, filename: str):
     if left:
         raise unknown(left, "FFN")
     counts = tuple(len(blocks.get(i, ())) for i in (1, 2, 3, 4))
-    if counts not in DEPTHS:
-        name = NAMED.get(counts, f"a ResNet with {counts} blocks per stage")
-        raise FanEdgeError(f"this FFN checkpoint is {name}: fan-edge imports ResNet-18 and -50")
+    preset = depth(counts, any(k.endswith(".conv3.weight") for k in state), "FFN")
     stem = state["conv1.weight"]
     if "new_fc.weight" not in state:
         raise FanEdgeError("the checkpoint has no classifier (new_fc.weight): not a full model")
     return Converted(
         out,
-        DEPTHS[counts][0],
+        preset,
         stem.shape[0] / 64,
         "imagenet" if stem.shape[-1] == 7 else "small",
         int(state["new_fc.weight"].shape[0]),

@@ -6,9 +6,13 @@ import re
 from fan_edge.errors import FanEdgeError
 from fan_edge.imports.registry import Converted
 
-# blocks per stage -> (fan-edge preset, bottleneck?)
-DEPTHS = {(2, 2, 2, 2): ("r18", False), (3, 4, 6, 3): ("r50", True)}
-NAMED = {(3, 4, 23, 3): "ResNet-101", (3, 8, 36, 3): "ResNet-152", (3, 4, 6, 3): "ResNet-50"}
+# (blocks per stage, bottleneck?) -> fan-edge preset; what the others are called
+DEPTHS = {((2, 2, 2, 2), False): "r18", ((3, 4, 6, 3), True): "r50"}
+NAMED = {
+    ((3, 4, 6, 3), False): "ResNet-34",
+    ((3, 4, 23, 3), True): "ResNet-101",
+    ((3, 8, 36, 3), True): "ResNet-152",
+}
 BLOCK = re.compile(r"^layer([1-4])\.(\d+)\.(.+)$")
 NORM_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -42,17 +46,21 @@ def torchvision_names(state: dict, source: str) -> tuple[dict, str, float, str, 
     if left:
         raise unknown(left, source)
     counts = tuple(len(blocks.get(i, ())) for i in (1, 2, 3, 4))
-    if counts not in DEPTHS:
-        name = NAMED.get(counts, f"a ResNet with {counts} blocks per stage")
-        raise FanEdgeError(
-            f"this {source} checkpoint is {name}: fan-edge imports ResNet-18 and ResNet-50"
-        )
-    preset, bottleneck = DEPTHS[counts]
-    if bottleneck != any(k.endswith(".conv3.weight") for k in state):
-        raise FanEdgeError(f"this {source} checkpoint mixes basic and bottleneck blocks")
+    preset = depth(counts, any(k.endswith(".conv3.weight") for k in state), source)
     stem = state["conv1.weight"]
     width = stem.shape[0] / 64
     return out, preset, width, "imagenet" if stem.shape[-1] == 7 else "small", fc_classes(state)
+
+
+def depth(counts: tuple[int, ...], bottleneck: bool, source: str) -> str:
+    """The fan-edge preset of a ResNet with these blocks per stage, or the reason it has none."""
+    if (counts, bottleneck) not in DEPTHS:
+        kind = "bottleneck" if bottleneck else "basic"
+        name = NAMED.get((counts, bottleneck), f"a ResNet with {counts} {kind} blocks per stage")
+        raise FanEdgeError(
+            f"this {source} checkpoint is {name}: fan-edge imports ResNet-18 and ResNet-50"
+        )
+    return DEPTHS[counts, bottleneck]
 
 
 def fc_classes(state: dict) -> int:

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fan_edge.bundle import Bundle, Subnetwork
+from fan_edge.bundle import Bundle, Subnetwork, sha256_file
 from fan_edge.errors import FanEdgeError
 
 # A sub-network losing more than this many top-1 points is reported (`fan-edge build`,
 # `show`) and kept fp32 by `fan-edge run --precision auto` unless `--max-loss` says otherwise.
 DEFAULT_MAX_LOSS = 1.0
 DEFAULT_SYNTHETIC_CLIPS = 500
+BUILTIN = ("synthetic", "synthetic-poses", "synthetic-pairs")  # data/sources.py open_source
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,16 @@ def validation_for(bundle: Bundle, val: str | None, clips: int | None) -> Valida
         if recorded is None:
             return None
         data = recorded["data"]
-        if not data.startswith("synthetic") and not Path(data).is_file():
+        if data.startswith("synthetic"):  # built-in: defined by its name, seed and count
+            return Validation(data, recorded["seed"], clips or recorded["clips"])
+        if not Path(data).is_file():
             return None  # a list from the training machine that is not here
-        return Validation(data, recorded["seed"], clips or recorded["clips"])
+        if recorded.get("sha256") and sha256_file(data) != recorded["sha256"]:
+            raise FanEdgeError(
+                f"{data} is not the validation list the model was trained with (its sha256 "
+                "differs from the manifest's): pass --val to measure on it anyway"
+            )
+        return Validation(data, recorded["seed"], clips)  # a list: every clip, unless asked
     from fan_edge.config import VAL_SEED_OFFSET  # built-in data: never the training clips
 
     seed = recorded["seed"] if recorded and recorded["data"] == val else VAL_SEED_OFFSET
@@ -79,7 +87,9 @@ def labelled_clips(
     if n < 1:
         raise FanEdgeError(f"validation set {val.data} holds no clips: give a labelled set")
     clips, labels = [], []
-    for i in range(n):
+    # evenly over the set: a list sorted by class must not give the first classes alone
+    for i in np.unique(np.linspace(0, len(source) - 1, n).round().astype(int)):
+        i = int(i)
         idx = segment_indices(source.num_frames(i), sub.frames)
         if getattr(source, "resizes_on_read", False):
             frames = source.read(i, idx, bundle.read_size)
@@ -127,6 +137,8 @@ def check_val(val: str | None, val_clips: int | None) -> None:
     """Bad `--val` options, refused before a build starts."""
     if val_clips is not None and val_clips < 1:
         raise FanEdgeError(f"--val-clips must be at least 1, got {val_clips}")
+    if val is not None and val.startswith("synthetic") and val not in BUILTIN:
+        raise FanEdgeError(f"unknown built-in data {val!r}: choose one of {', '.join(BUILTIN)}")
     if val is not None and not val.startswith("synthetic") and not Path(val).is_file():
         raise FanEdgeError(
             f"no validation set at {val}: give 'synthetic', a .csv of videos or a frame list"

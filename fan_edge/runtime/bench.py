@@ -40,14 +40,23 @@ DECODE_FRAMES = 150
 
 def bench_decode(
     codecs: tuple[str, ...],
-    short_side: int,
+    short_side: int | None,
     counts: tuple[int, ...],
     *,
     sizes=DECODE_SIZES,
     repeats: int = 5,
     progress=None,
+    transform=None,
 ) -> dict:
-    """Fit each codec's read cost (see decode_cost.py) on generated clips; images too."""
+    """Fit each codec's read cost (see decode_cost.py) on generated clips; images too.
+
+    Frames are read as the runtime reads them for the bundle (`short_side`: its read size,
+    None for as stored) and preprocessed by `transform` (default: crop and normalize)."""
+    if transform is None:
+
+        def transform(frames):
+            return normalize(center_crop(frames, min(frames.shape[1:3])), (0.5,) * 3, (0.5,) * 3)
+
     from fan_edge.data.transforms import center_crop, normalize
     from fan_edge.runtime.decode_cost import FEATURES, features, fit
     from fan_edge.runtime.video import open_video
@@ -79,7 +88,7 @@ def bench_decode(
                             x = features(video.index, video.plan(n))
                         times.append(record.decode_ms)
                         t0 = time.perf_counter()
-                        normalize(center_crop(frames, short_side), (0.5,) * 3, (0.5,) * 3)
+                        transform(frames)
                         pre.append((time.perf_counter() - t0) * 1e3 / n)
                     rows.append(x)
                     ms.append(float(np.median(times)))
@@ -180,7 +189,14 @@ def bench(
     counts = tuple(sorted({2, 4, 8, 16} | {s.frames for s in pred.bundle.subnetworks}))
     decode = decode_costs
     if decode is None and codecs:
-        decode = bench_decode(tuple(codecs), size, counts, sizes=decode_sizes, progress=progress)
+        decode = bench_decode(
+            tuple(codecs),
+            pred.bundle.read_size,
+            counts,
+            sizes=decode_sizes,
+            progress=progress,
+            transform=pred.bundle.transform,
+        )
     profile = {
         "device": device_name(pred.backend_name),
         "backend": pred.backend_name,

@@ -41,7 +41,7 @@ def joint_model(bundle: Bundle, graphs: dict[int, str]):
     shared: dict[tuple, str] = {}  # (file, offset, length) -> name in the joint graph
     arrays: dict[str, np.ndarray] = {}
     maps: dict[str, np.memmap] = {}
-    nodes, inputs, outputs, initializers = [], [], [], []
+    nodes, inputs, outputs, initializers, value_info = [], [], [], [], []
     opsets: dict[str, int] = {}
     ir_version = 0
     for frames, file in graphs.items():
@@ -56,7 +56,7 @@ def joint_model(bundle: Bundle, graphs: dict[int, str]):
                 rename[t.name] = t.name = p + t.name
                 initializers.append(t)
                 continue
-            key, own = _place(bundle, file, t), t.name
+            key, own = (*_place(bundle, file, t), t.data_type, tuple(t.dims)), t.name
             if key not in shared:
                 shared[key] = f"shared/{len(shared)}/{own}"
                 arrays[shared[key]] = _array(bundle, t, key, maps)
@@ -76,13 +76,21 @@ def joint_model(bundle: Bundle, graphs: dict[int, str]):
             n.output.extend(outputs_)
             n.name = p + n.name
             nodes.append(n)
-        for v in model.graph.input:
+        graph_inputs = [v for v in model.graph.input if v.name not in rename]
+        for v in [*graph_inputs, *model.graph.output, *model.graph.value_info]:
             v.name = name(v.name)
-            inputs.append(v)
-        for v in model.graph.output:
-            v.name = name(v.name)
-            outputs.append(v)
-    graph = helper.make_graph(nodes, "fan_edge_joint", inputs, outputs, initializers)
+            # A symbolic dimension ("batch") names one size across the whole graph in ONNX
+            # Runtime, and each call runs one sub-network with a real batch and the others
+            # with an empty one: each sub-network gets its own.
+            for d in v.type.tensor_type.shape.dim:
+                if d.dim_param:
+                    d.dim_param = p + d.dim_param
+        inputs += graph_inputs
+        outputs += list(model.graph.output)
+        value_info += list(model.graph.value_info)
+    graph = helper.make_graph(
+        nodes, "fan_edge_joint", inputs, outputs, initializers, value_info=value_info
+    )
     opset_imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
     joint = helper.make_model(graph, opset_imports=opset_imports)
     joint.ir_version = ir_version
@@ -93,6 +101,10 @@ def _place(bundle: Bundle, graph: str, tensor) -> tuple[str, int, int]:
     """Where an external tensor lies: (bundle file, offset, length), after checking that
     the file is one the manifest lists (hence hashed and inside the bundle)."""
     info = {e.key: e.value for e in tensor.external_data}
+    if "location" not in info or "length" not in info:
+        raise FanEdgeError(
+            f"{graph}: tensor {tensor.name} has no external location or length; re-export"
+        )
     location = (Path(graph).parent / info["location"]).as_posix()
     if location not in bundle.manifest["files"]:
         raise FanEdgeError(
@@ -106,7 +118,7 @@ def _array(bundle: Bundle, tensor, key: tuple, maps: dict) -> np.ndarray:
     """The tensor's values: a view of the memory-mapped file (no copy)."""
     import onnx
 
-    location, offset, length = key
+    location, offset, length = key[:3]
     if location not in maps:
         maps[location] = np.memmap(bundle.file(location), dtype=np.uint8, mode="r")
     data = maps[location]

@@ -55,6 +55,16 @@ def _fp32_beside(engine, bundle: Bundle, share_weights: bool, threads):
     raise FanEdgeError(f"no fp32 engine on the {device} here to keep sub-networks in fp32")
 
 
+def _how_to_measure(engine) -> str:
+    """The fix for a missing accuracy record: only targets that measure it can say so."""
+    from exporters.registry import TARGETS
+
+    target = BACKENDS[engine.name].target
+    if target in TARGETS and "val" in TARGETS[target].options:
+        return f"rebuild with `fan-edge build BUNDLE --target {target} --val DATA`"
+    return f"the {target} target does not measure accuracy (build ort-int8 or fp16 with --val)"
+
+
 def _recorded_loss(bundle: Bundle, engine, frames: int) -> float | None:
     record = artifacts(bundle, BACKENDS[engine.name].target).get(frames)
     return None if record is None else loss_of(record)
@@ -93,7 +103,7 @@ def plan_precisions(
         if loss is None:
             raise FanEdgeError(
                 f"the {p} artifacts of {bundle.path} record no accuracy, so --max-loss cannot "
-                f"be checked: rebuild with --val DATA (labelled clips), or drop --max-loss"
+                f"be checked: {_how_to_measure(engine)}, or drop --max-loss"
             )
         if loss > max_loss:
             fp32 = fp32 or _fp32_beside(engine, bundle, share_weights, threads)
@@ -136,7 +146,7 @@ def _auto(bundle, backend, max_loss, make, share_weights, threads) -> dict[int, 
                 continue
             loss = _recorded_loss(bundle, e, s.frames)
             if loss is None:
-                notes.append(f"{p} has no recorded accuracy (build it with --val)")
+                notes.append(f"{p} has no recorded accuracy ({_how_to_measure(e)})")
             elif loss > limit:
                 notes.append(f"{p} loses {loss:.2f} points > {limit:g}")
             else:
@@ -147,7 +157,8 @@ def _auto(bundle, backend, max_loss, make, share_weights, threads) -> dict[int, 
                 f"no latency profile here for {', '.join(unmeasured)}: run "
                 f"`fan-edge bench {bundle.path}` to compare"
             )
-            fits = ["fp32"]
+            # compare what was measured (fp32 among them), or keep fp32
+            fits = ["fp32"] if "fp32" in unmeasured else [p for p in fits if p not in unmeasured]
         best = min(fits, key=lambda p: latency[p][s.frames]) if len(fits) > 1 else "fp32"
         if len(fits) > 1:
             times = ", ".join(f"{p} {latency[p][s.frames]:.3g} ms" for p in fits)

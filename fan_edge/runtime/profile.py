@@ -127,7 +127,7 @@ def _check_decode(c: Fields, decode: dict, at: str) -> None:
         errors = c.mapping(decode, "fit_max_rel_error", at)
         for codec in errors:
             c.number(errors, codec, f"{at}.fit_max_rel_error")
-    if "short_side" in decode:
+    if decode.get("short_side") is not None:  # None: frames read as stored
         c.integer(decode, "short_side", at, 1, MAX_SIZE)
 
 

@@ -3,6 +3,7 @@ one execution provider each. onnxruntime is imported only when used; a missing o
 one-line error naming the extra to install.
 """
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.backends.registry import register_backend
 
 RunFn = Callable[[np.ndarray], np.ndarray]
+_JOINT_LOCK = threading.Lock()
 ORT_HINT = "ONNX Runtime is not installed: pip install 'fan-edge[cpu]' (or [gpu] for CUDA)"
 
 # ONNX Runtime rewrites that create new weight tensors (so each session gets a private copy).
@@ -39,7 +41,8 @@ class OrtBackend:
     """ONNX Runtime with one execution provider (CPU, CUDA or TensorRT).
 
     `share_weights=True` keeps one copy of the shared weights in memory however many
-    sub-networks are loaded. A bundle's own graphs all go into one session (joint.py): the
+    sub-networks are loaded. On the CPU a bundle's own graphs all go into one session
+    (joint.py; GPU providers keep a session each until that is verified on a GPU): the
     weights enter once and are re-laid out once, at nearly the speed of private fused
     weights. A build target's graphs (int8, fp16) get one session each over one memory map
     of their weights file (`add_initializer`), with the optimizations that would rewrite
@@ -87,7 +90,12 @@ class OrtBackend:
                 f"ONNX Runtime here has no {self.provider}: "
                 "pip install 'fan-edge[gpu]' (onnxruntime-gpu) on a CUDA machine"
             )
-        if self.share_weights and self.target is None and bundle.manifest["weights"] == "shared":
+        if (
+            self.share_weights
+            and self.target is None
+            and self.provider == "CPUExecutionProvider"  # GPU providers: not verified
+            and bundle.manifest["weights"] == "shared"
+        ):
             return self._joint_session(bundle).runner(sub.frames)
         so = ort.SessionOptions()
         if self.threads:
@@ -113,9 +121,13 @@ class OrtBackend:
     def _joint_session(self, bundle: Bundle, frames: tuple[int, ...] | None = None):
         """Every sub-network of the bundle (or those of `frames`) in one session, made on
         first use."""
+        key = (str(bundle.path.resolve()), frames)
+        with _JOINT_LOCK:  # two first calls at once build it once
+            return self._joint_session_locked(bundle, frames, key)
+
+    def _joint_session_locked(self, bundle: Bundle, frames, key):
         from fan_edge.runtime.joint import JointSession
 
-        key = (str(bundle.path.resolve()), frames)
         if key not in self._joint:
             ort = _ort()
             so = ort.SessionOptions()
@@ -125,12 +137,14 @@ class OrtBackend:
             def make(model: bytes, arrays: dict):
                 values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
                 so.add_external_initializers(list(arrays), values)  # no copy of the weights
-                return ort.InferenceSession(
+                session = ort.InferenceSession(
                     model,
                     so,
                     providers=[self.provider],
                     disabled_optimizers=WEIGHT_REWRITING_OPTIMIZERS,
                 )
+                session.fan_edge_weights = values  # alive as long as the session
+                return session
 
             graphs = {
                 s.frames: self.graph(bundle, s)

@@ -118,6 +118,19 @@ def pick_backend(
             if engine.available():
                 return engine
         if precision not in (None, "fp32"):
+            built = [
+                b.name
+                for b in ranked()
+                if b.target is not None
+                and artifacts(bundle, b.target)
+                and precision_of(bundle, b.name) == precision
+            ]
+            if built:
+                raise FanEdgeError(
+                    f"{bundle.path} has {precision} artifacts for {', '.join(built)}, which "
+                    "this device cannot run (not installed, or no GPU): run them where they "
+                    "were built for, or choose another --precision"
+                )
             raise FanEdgeError(
                 f"no engine here runs {bundle.path} in {precision}: build it first "
                 f"(`fan-edge build {bundle.path} --target ...`; see `fan-edge build --help`) "
