@@ -60,7 +60,7 @@ def test_fp16_weights_are_stored_once_at_half_the_size(half):
 def test_fp16_accuracy_is_recorded_and_fp16_runs_only_where_a_gpu_engine_is(half):
     for rec in records(half).values():
         assert rec["accuracy"]["clips"] == 8  # the bundle's validation data
-    with pytest.raises(FanEdgeError, match="in fp16"):
+    with pytest.raises(FanEdgeError, match="fp16 artifacts for ort-cuda-fp16, which this device"):
         Predictor(half, precision="fp16")  # ort-cuda-fp16 needs CUDA: not here
     auto = Predictor(half, precision="auto")  # fp16 built for a GPU is skipped on the CPU
     assert {a.precision for a in auto.plan.values()} == {"fp32"}
