@@ -70,6 +70,8 @@ def build(bundle: str | Path, target: str, **options: object) -> Path:
     if spec.requires:
         spec.requires()
     path = Bundle(bundle).path  # verified: every hash, every graph
+    if spec.check:  # bad options: refused before any work, as `export --engine` does
+        spec.check(fold=Bundle(path, verify=False).manifest["weights"] != "shared", **options)
     with locked(path, f"building {target} artifacts"):
         original = Bundle(path)  # as it is now that no other build can change it
         manifest = json.loads((path / MANIFEST).read_text())

@@ -122,8 +122,7 @@ def build_fp16(
 ) -> list[dict]:
     import onnxruntime
 
-    check_options(val=val, val_clips=val_clips)
-    models, records = {}, []
+    models, records = {}, []  # options checked by `build` (check_options)
     for sub in bundle.subnetworks:
         name = Path(sub.file).with_suffix(".fp16.onnx").name
         models[name] = convert(bundle, sub)

@@ -256,16 +256,7 @@ def build_int8(
 ) -> list[dict]:
     import onnxruntime
 
-    check_options(
-        fold=bundle.manifest.get("weights") != "shared",
-        calib=calib,
-        calib_clips=calib_clips,
-        calib_method=calib_method,
-        private=private,
-        val=val,
-        val_clips=val_clips,
-    )
-    method = calib_method or "minmax"
+    method = calib_method or "minmax"  # options checked by `build` (check_options)
     models, records, clips_by_file = {}, [], {}
     with tempfile.TemporaryDirectory(prefix="fan-edge-calib-") as scratch:
         videos = calibration_videos(calib, calib_clips or DEFAULT_CLIPS, Path(scratch))
