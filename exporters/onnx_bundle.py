@@ -299,6 +299,7 @@ def _manifest(cfg: ModelConfig, ckpt: dict, checkpoint, records: list, fold: boo
             "std": list(cfg.std),
             "sampling": "tsn-center",
             "sampling_rule": "split the video into T equal segments; take each one's middle frame",
+            **_clip_seconds(ckpt),
         },
         "output": {
             "name": OUTPUT,
@@ -324,6 +325,39 @@ def _manifest(cfg: ModelConfig, ckpt: dict, checkpoint, records: list, fold: boo
         "engines": [],
         **_validation(ckpt),
     }
+
+
+def _clip_seconds(ckpt: dict, sample: int = 16) -> dict:
+    """How long the training clips were (`fan-edge stream`'s default window): the median
+    duration of up to `sample` of the training videos, from their headers, when the run
+    trained on a CSV of videos that is on this machine; nothing otherwise (frame folders and
+    the synthetic tasks have no frame rate)."""
+    from fan_edge.config import DataSpec
+
+    spec = DataSpec.of(ckpt)
+    if spec is None or not spec.train.lower().endswith(".csv") or not Path(spec.train).is_file():
+        return {}
+    import av
+
+    from fan_edge.data.sources import VideoCSV
+
+    try:
+        paths = VideoCSV(spec.train).paths
+    except FanEdgeError:
+        return {}
+    seconds = []
+    for path in paths[:: max(len(paths) // sample, 1)][:sample]:
+        try:
+            with av.open(str(path)) as c:
+                s = c.streams.video[0]
+                if s.duration is not None and s.time_base:
+                    seconds.append(float(s.duration * s.time_base))
+                elif c.duration:
+                    seconds.append(c.duration / av.time_base)
+        except (av.error.FFmpegError, OSError, IndexError):
+            continue
+    seconds = [s for s in seconds if s > 0]
+    return {"clip_seconds": round(float(np.median(seconds)), 3)} if seconds else {}
 
 
 def _validation(ckpt: dict) -> dict:

@@ -352,6 +352,11 @@ class Bundle:
         spec = self.input
         return spec["resize_to"] if spec["interpolation"] == "area" else None
 
+    @property
+    def clip_seconds(self) -> float | None:
+        """How long the training clips were, when the export knew (a stream's window)."""
+        return self.input.get("clip_seconds")
+
     def transform(self, frames):
         """(T, H, W, 3) uint8 RGB -> (T, 3, S, S) float32, as the input contract says."""
         from fan_edge.data.transforms import eval_transform
@@ -513,6 +518,8 @@ def _input(c: Fields, m: dict) -> dict:
         c.integer(spec, "resize_to", "input", spec["size"], MAX_SIZE)
     if "interpolation" in spec:
         c.text(spec, "interpolation", "input", choices=INTERPOLATIONS)
+    if "clip_seconds" in spec:  # how long the training clips were (stream windows' default)
+        c.number(spec, "clip_seconds", "input", positive=True)
     spec.setdefault("resize_to", spec["size"])
     spec.setdefault("interpolation", "area")
     return spec

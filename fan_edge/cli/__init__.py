@@ -1,5 +1,5 @@
 """The `fan-edge` command: a package of thin commands over the library, one module per
-stage of the data flow (train, export, run, data, demo, analyze); each command calls one
+stage of the data flow (train, export, run, stream, data, demo, analyze); each command calls one
 library function (demo.py's job is a sequence of them, printed step by step). app.py holds
 what they share.
 
@@ -13,7 +13,7 @@ import importlib
 from fan_edge.cli.app import app
 
 # The commands register, and `--help` lists them, in the data flow's order.
-COMMAND_MODULES = ("train", "imports", "export", "run", "data", "demo", "analyze")
+COMMAND_MODULES = ("train", "imports", "export", "run", "stream", "data", "demo", "analyze")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"fan_edge.cli.{_module}")
 

@@ -112,7 +112,7 @@ class Predictor:
             self._sessions[sub.frames] = self.engine_for(sub).load(self.bundle, sub)
         return self._sessions[sub.frames]
 
-    def _latency(self) -> dict[int, float]:
+    def latency_ms(self) -> dict[int, float]:
         """Each sub-network's measured p50 at batch 1, from its own engine's profile."""
         from fan_edge.runtime.profile import latency_for
 
@@ -145,7 +145,7 @@ class Predictor:
             budget = parse_budget(budget)
         if budget.kind != "latency":
             return choose_subnetwork(self.bundle, budget, allow_over_budget=allow_over_budget)
-        latency = self._latency()
+        latency = self.latency_ms()
         if video is None or self.budget_for == "network":
             return choose_subnetwork(
                 self.bundle, budget, latency_ms=latency, allow_over_budget=allow_over_budget
@@ -210,6 +210,16 @@ class Predictor:
         if top_k < 1:
             raise FanEdgeError(f"top-k must be at least 1, got {top_k}")
         return self.classify(*self.read_for(video, budget, frames, allow_over_budget), top_k)
+
+    def stream(self, source: str | Path, **options):
+        """Classify a live source window by window: a camera (`/dev/video0` or `0`), a URL
+        (rtsp://, http://, ...) or a file. Iterate the returned `Stream` for `StreamResult`s;
+        its `summary` is set when it stops. Options (runtime/stream/session.py): `window`,
+        `stride` (seconds), `budget` (a latency budget adapts the frame count per window),
+        `realtime`, `smooth`, `threshold`, `annotate`, `timeout`, `max_windows`."""
+        from fan_edge.runtime.stream import Stream
+
+        return Stream(self, str(source), **options)
 
     def read_for(
         self,
