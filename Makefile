@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, by exact version: it resolves to the local CPU wheel and nothing pulls CUDA.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,cpu,dev]'
+	$(BIN)/pip install -q -e '.[train,cpu,dev,serve]'
 	touch $(STAMP)
 
 install: $(STAMP)

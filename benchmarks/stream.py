@@ -61,7 +61,10 @@ def play(bundle: Path, video: Path, *, load: tuple[float, float, int] | None = N
     return results, stream.summary, t0
 
 
-def phase_row(name: str, results, budget: float | None, expected: int | None = None) -> list:
+def phase_row(
+    name: str, results, budget: float | None, expected: int | None = None, before=None
+) -> list:
+    """A table row; `before`: the last result before this phase (its counts are subtracted)."""
     if not results:
         return [name, 0, "", "", "", "", "", ""]
     total = np.array([r.total_ms for r in results])
@@ -75,8 +78,8 @@ def phase_row(name: str, results, budget: float | None, expected: int | None = N
         f"{np.percentile(total, 90):.0f}",
         " ".join(f"{k}F x{v}" for k, v in sorted(hist.items())),
         "" if budget is None else str(int((total > budget).sum())),
-        f"{results[-1].dropped_frames - (results[0].dropped_frames if name != 'all' else 0)}",
-        f"{results[-1].skipped_windows}",
+        f"{results[-1].dropped_frames - (before.dropped_frames if before else 0)}",
+        f"{results[-1].skipped_windows - (before.skipped_windows if before else 0)}",
     ]
 
 
@@ -98,14 +101,16 @@ def main() -> None:
     )
     lines += [header, "|---|---|---|---|---|---|---|---|"]
 
-    def add(name, results, summary, expected=None, phase=None, budget=None):
-        row = phase_row(name if phase is None else f"{name}: {phase}", results, budget, expected)
+    def add(name, results, summary, expected=None, phase=None, budget=None, before=None):
+        title = name if phase is None else f"{name}: {phase}"
+        row = phase_row(title, results, budget, expected, before)
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
         print(lines[-1], flush=True)
 
     if args.only in (None, "tiny"):
         results, summary, _ = play(TINY, video, stride=0.5, window=2.0)
-        expected = int((summary.source_seconds - 2.0) / 0.5 + 1e-9) + 1
+        # windows that end by the end of the last frame (it lasts one frame interval)
+        expected = int((summary.source_seconds + 1 / 30 - 2.0) / 0.5 + 1e-9) + 1
         add("tiny (demo architecture), 2 s window, 0.5 s stride", results, summary, expected)
         report["runs"].append({"run": "tiny", "summary": summary.to_dict(), "expected": expected})
         lines.append(f"  summary: {summary.line()}")
@@ -125,8 +130,10 @@ def main() -> None:
         before = [r for r in results if r.time < third]
         during = [r for r in results if third <= r.time < 2 * third]
         after = [r for r in results if r.time >= 2 * third]
+        previous = None
         for phase, part in (("before", before), ("load", during), ("after", after)):
-            add(name, part, summary, phase=phase, budget=args.budget)
+            add(name, part, summary, phase=phase, budget=args.budget, before=previous)
+            previous = part[-1] if part else previous
         lines.append(f"  summary: {summary.line()}")
         lines.append(
             "  windows (t s: sub-network, ms): "

@@ -5,7 +5,7 @@ torch-free, on the device). Targets are one file each and register themselves
 
 from pathlib import Path
 
-from exporters import fp16, ort_int8, tensorrt  # noqa: F401  (register their targets)
+from exporters import fp16, ort_int8, tensorrt, triton_repo  # noqa: F401  (register targets)
 from exporters.registry import (
     TARGETS,
     get_target,
@@ -34,6 +34,11 @@ def export(
     `engine` also build that target (`options`: the target's, as `build` takes them)."""
     if engine is not None:
         target = get_target(engine, "engine", **options)
+        if target.external:
+            raise FanEdgeError(
+                f"--engine {engine} writes a folder of its own: export, then "
+                f"`fan-edge build BUNDLE --target {engine}`"
+            )
         if target.requires:
             target.requires()  # fail before the (slow) ONNX export if its tools are missing
         if target.check:  # and if its options cannot work
@@ -72,6 +77,9 @@ def build(bundle: str | Path, target: str, **options: object) -> Path:
     path = Bundle(bundle).path  # verified: every hash, every graph
     if spec.check:  # bad options: refused before any work, as `export --engine` does
         spec.check(fold=Bundle(path, verify=False).manifest["weights"] != "shared", **options)
+    if spec.external:
+        with locked(path, f"building {target}"):
+            return spec.build(Bundle(path), **options)
     with locked(path, f"building {target} artifacts"):
         original = Bundle(path)  # as it is now that no other build can change it
         manifest = json.loads((path / MANIFEST).read_text())

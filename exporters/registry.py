@@ -11,7 +11,8 @@ A build function is `build(bundle, folder, **options) -> [record, ...]`: it writ
 one record per sub-network, `{"frames", "file" (its name in the folder), "precision", ...}`
 plus the versions of the tools that made it, and `"reads": [names]` for files of the folder
 that artifact needs besides its own (one weights file several graphs share); it runs on the
-device, torch-free.
+device, torch-free. An `external` target writes a folder of its own instead (a Triton model
+repository): `build(bundle, **options) -> path`, and the bundle is left as it is.
 """
 
 from collections.abc import Callable
@@ -31,6 +32,8 @@ OPTIONS = (
     "private",
     "val",
     "val_clips",
+    "repo",
+    "max_batch",
 )
 
 
@@ -45,6 +48,7 @@ class Target:
     verified_here: bool
     requires: Callable[[], object] | None  # raises a one-line install hint if missing
     check: Callable[..., None] | None  # check(fold=, **options): bad options, before any work
+    external: bool = False  # writes a folder of its own (`build(bundle, **options) -> path`)
 
 
 TARGETS: dict[str, Target] = {}
@@ -60,6 +64,7 @@ def register_target(
     verified_here: bool = True,
     requires: Callable | None = None,
     check: Callable | None = None,
+    external: bool = False,
 ) -> Callable:
     """Decorator: register `build(bundle, folder, **options)` as the target `name`."""
     unknown = [o for o in options if o not in OPTIONS]
@@ -79,6 +84,7 @@ def register_target(
             verified_here,
             requires,
             check,
+            external,
         )
         return build
 

@@ -45,11 +45,11 @@ def test_a_file_gives_a_result_per_stride_equal_to_run_on_the_same_window(tiny_b
     predictor = Predictor(tiny_bundle)
     stream = predictor.stream(clip_2s, window=1.0, stride=0.25, budget="8frames")
     results = list(stream)
-    # windows end at 1.0, 1.25, 1.5, 1.75 s; the last frame is at 59/30 = 1.97 s
-    assert [r.window for r in results] == [0, 1, 2, 3]
-    assert [r.time for r in results] == [1.0, 1.25, 1.5, 1.75]
+    # windows end at 1.0, 1.25, ..., 2.0 s: the last frame (59/30 s) lasts until 2.0 s
+    assert [r.window for r in results] == [0, 1, 2, 3, 4]
+    assert [r.time for r in results] == [1.0, 1.25, 1.5, 1.75, 2.0]
     assert stream.summary.stopped == "end of file"
-    assert stream.summary.windows == 4 and stream.summary.frames_read == 60
+    assert stream.summary.windows == 5 and stream.summary.frames_read == 60
     assert stream.summary.dropped_frames == 0 and stream.summary.skipped_windows == 0
     sub = predictor.bundle.subnetwork_for(8)
     with open_video(clip_2s) as video:  # what `fan-edge run` reads, for the same frames
@@ -77,7 +77,7 @@ def test_smoothing_and_threshold(tiny_bundle, clip_2s):
 def test_a_low_frame_rate_serves_the_sub_network_the_window_can_fill(tiny_bundle, tmp_path):
     slow = write_clip(tmp_path / "six_fps.mp4", 18, 96, 64, fps=6)  # 3 s at 6 fps
     results = list(Predictor(tiny_bundle).stream(slow, window=1.0, stride=1.0))
-    assert results and all(r.window_frames == 6 for r in results)
+    assert len(results) == 3 and all(r.window_frames == 6 for r in results)
     assert all(r.subnetwork == 4 and r.frames == 4 for r in results)  # 16 asked, 6 there
     assert "window holds 6 frames, fewer than 16" in results[0].reason
 
@@ -122,11 +122,13 @@ def test_controller_steps_down_when_windows_run_over_and_up_with_headroom():
 def test_controller_needs_two_windows_over_when_only_slightly_over():
     c = Controller(100.0, COSTS, start=8)
     d1 = c.observe(8, 110.0)
-    assert d1.frames == 8 and "1 in a row" in d1.reason
+    assert d1.frames == 8 and "over 100 ms (1 of the last 1)" in d1.reason
     d2 = c.observe(8, 105.0)
     assert d2.frames == 4 and "stepped down from 8 to 4" in d2.reason
-    c2 = Controller(100.0, COSTS, start=8)  # one over, one under: no step
-    assert [c2.observe(8, x).frames for x in (110.0, 90.0, 110.0, 90.0)] == [8, 8, 8, 8]
+    c2 = Controller(100.0, COSTS, start=8)  # over, under, over: two of the last three
+    assert [c2.observe(8, x).frames for x in (110.0, 90.0, 110.0)] == [8, 8, 4]
+    c3 = Controller(100.0, COSTS, start=8)  # over once in a while: kept
+    assert {c3.observe(8, x).frames for x in (110.0, 90.0, 90.0, 110.0, 90.0, 90.0)} == {8}
 
 
 def test_controller_does_not_flap_at_a_boundary():
@@ -141,10 +143,24 @@ def test_controller_does_not_flap_at_a_boundary():
     assert ran.count(4) > 0.9 * len(ran)
 
 
-def test_controller_ignores_windows_that_ran_a_smaller_graph():
+def test_controller_follows_windows_too_short_for_its_sub_network():
+    """The frame rate dropped: windows hold 8 frames while the controller was at 16. The 8
+    that ran is the level now, and steps down like any other when it runs over."""
     c = Controller(100.0, COSTS, start=16)
-    for _ in range(5):
-        assert c.observe(4, 500.0).frames == 16  # a short window ran 4 frames: no verdict
+    assert c.observe(8, 90.0).frames == 8
+    assert c.observe(8, 200.0).frames == 4  # far over: down at once
+    assert c.observe(16, 10.0).frames == 4  # not ours to run: no verdict
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_controller_does_not_flap_with_noisy_latencies(noise):
+    """The boundary case with each window +-30% (this machine's spread): as rare as without."""
+    rng = np.random.default_rng(0)
+    c = Controller(100.0, COSTS, start=4)
+    base = {4: 38.0, 8: 110.0, 16: 300.0}
+    ran = drive(c, lambda i, f: base[f] * (1 + rng.uniform(-noise, noise)), 600)
+    ups = [i for i in range(1, 600) if ran[i] > ran[i - 1]]
+    assert len(ups) <= 12
 
 
 # -- the ring ------------------------------------------------------------------------------
@@ -187,7 +203,7 @@ def test_slow_inference_never_stalls_capture(tiny_bundle, tmp_path):
     assert s.skipped_windows > 0 and s.dropped_by_buffer > 0
     assert results[-1].dropped_frames <= s.dropped_frames
     assert len(results) < 10 and results[-1].time >= 2.0  # newest windows, not a backlog
-    assert wall < 3.0 + 2 * 0.7 + 1.0  # a blocked capture would need one 0.7 s per window
+    assert wall < 8.0  # capture waiting for each of the 26 windows would take over 18 s
 
 
 # -- stopping, errors ----------------------------------------------------------------------
@@ -203,7 +219,10 @@ def fan_edge(*args: str, **kw) -> subprocess.Popen:
     )
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary_and_a_playable_video(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_stop_cleanly_with_a_summary_and_a_playable_video(
+    stop, tiny_bundle, tmp_path
+):
     video = write_clip(tmp_path / "ten.mp4", 300, 96, 64)  # 10 s, played in real time
     out = tmp_path / "out"
     proc = fan_edge(
@@ -213,7 +232,7 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_a_playable_video(tiny_bundle, t
     )  # fmt: skip
     first = json.loads(proc.stdout.readline())  # piped: JSON Lines
     assert first["window"] == 0 and first["subnetwork"] == 16
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     summary = [line for line in stderr.splitlines() if line.startswith("interrupted:")]
@@ -230,8 +249,8 @@ def test_end_of_file_finalizes_the_annotated_video(tiny_bundle, clip_2s, tmp_pat
         "stream", clip_2s, "--bundle", tiny_bundle, "--window", "1s", "--annotate", seen
     )
     assert code == 0, stderr
-    assert len(stdout.splitlines()) == 4  # windows ending at 1, 1.25, 1.5, 1.75 s
-    assert stderr.startswith("end of file: 4 windows")
+    assert len(stdout.splitlines()) == 5  # windows ending at 1, 1.25, ..., 2 s
+    assert stderr.startswith("end of file: 5 windows")
     assert frames_of(seen) == 60
 
 
@@ -315,7 +334,7 @@ results = list(Predictor({str(tiny_bundle)!r}).stream({str(clip_2s)!r}, window=1
 print(len(results))
 """
     )
-    assert out.strip() == "4"
+    assert out.strip() == "5"
 
 
 def test_the_api_refuses_bad_options_before_opening_anything(tiny_bundle, clip_2s):
@@ -325,18 +344,16 @@ def test_the_api_refuses_bad_options_before_opening_anything(tiny_bundle, clip_2
         Predictor(tiny_bundle).stream(clip_2s, threshold=2.0)
 
 
-def test_controller_forgets_a_failed_step_once_the_load_is_gone():
-    """A step up that fails because load arrived right after it is not held against the
-    device once the load is gone: the way back up takes the usual patience, not double."""
-    c = Controller(100.0, COSTS, start=4)
-
-    def latency(i, f):
-        return 5.0 * f * (3.0 if 12 <= i < 30 else 1.0)
-
-    ran = drive(c, latency, 60)
-    assert ran[10] == 16 and ran[13] == 4  # up at 10; the load at 12 takes it back down
-    back = next(i for i in range(30, 60) if ran[i] == 16)
-    assert back <= 30 + 5 + 5 + 5 + 1  # 5 windows to measure, 5 to 8 frames, 5 to 16
+def test_controller_forgets_failed_steps_once_the_load_is_gone():
+    """At a boundary the patience grows to 64 windows; when the load goes (the smaller
+    sub-network runs clearly faster over 10 windows), it is forgotten: up within ~6 windows,
+    not 64."""
+    c = Controller(100.0, {4: 1.0, 8: 2.0}, start=4)
+    ran = drive(c, lambda i, f: ({4: 38.0, 8: 110.0} if i < 170 else {4: 15.0, 8: 40.0})[f], 260)
+    tries = [i for i in range(1, 170) if ran[i] > ran[i - 1]]
+    assert tries[-1] - tries[-2] >= 64  # patience at its cap
+    up = next(i for i in range(170, 260) if ran[i] == 8)
+    assert up <= 170 + 10 and set(ran[up:]) == {8}
 
 
 def test_the_window_defaults_to_the_length_of_the_training_clips(tmp_path):
@@ -369,3 +386,14 @@ def test_a_stride_longer_than_the_window_is_refused(tiny_bundle, clip_2s, cli):
         "stream", clip_2s, "--bundle", tiny_bundle, "--window", "1s", "--stride", "2s"
     )
     assert code == 1 and "longer than the window (1 s) leaves frames unclassified" in stderr
+
+
+def test_a_file_longer_than_the_ring_runs_every_window_and_loses_no_frame(tiny_bundle, tmp_path):
+    """Read as fast as it decodes, capture waits for the windows (lossless), never drops."""
+    video = write_clip(tmp_path / "ten.mp4", 300, 64, 48)  # 10 s: several rings long
+    stream = Predictor(tiny_bundle).stream(video, window=1.0, stride=1.0)
+    results = list(stream)
+    assert stream._ring.capacity < 300
+    assert [r.time for r in results] == [float(t) for t in range(1, 11)]
+    assert all(r.window_frames == 30 for r in results)
+    assert stream.summary.dropped_frames == 0 and stream.summary.skipped_windows == 0

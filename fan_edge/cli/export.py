@@ -10,6 +10,7 @@ from exporters import targets_help
 from fan_edge.cli.app import (
     FramesOpt,
     command,
+    console,
     show_bundle,
 )
 
@@ -87,7 +88,9 @@ def export(
 def build_(
     bundle: Annotated[Path, typer.Argument(help="A bundle from `fan-edge export`.")],
     target: Annotated[str, typer.Option(help=f"What to build: {targets_help()}.")],
-    fp16: Annotated[bool, typer.Option(help="trt: fp16 engines.")] = False,
+    fp16: Annotated[
+        bool, typer.Option(help="trt: fp16 engines; triton-repo: TensorRT accelerator in fp16.")
+    ] = False,
     strip: Annotated[bool, typer.Option(help="trt: weight-stripped plans.")] = False,
     calib: CalibOpt = None,
     calib_clips: CalibClipsOpt = None,
@@ -96,13 +99,25 @@ def build_(
     val: ValOpt = None,
     val_clips: ValClipsOpt = None,
     int8: Int8Opt = False,
+    repo: Annotated[
+        Path | None, typer.Option(help="triton-repo: the model repository folder to write.")
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(help="triton-repo: largest batch Triton's dynamic batcher forms [16].", min=1),
+    ] = None,
 ) -> None:
     """Build a bundle's graphs for a target on this device (no PyTorch needed) and record
-    the artifacts in its manifest, where `fan-edge run --backend trt` finds them."""
-    from exporters import build
+    the artifacts in its manifest, where `fan-edge run --backend trt` finds them
+    (triton-repo: write a Triton model repository to --repo instead)."""
+    from exporters import TARGETS, build
     from fan_edge.bundle import Bundle
 
-    show_bundle(Bundle(build(bundle, target, **_target_options(locals()))))
+    made = build(bundle, target, **_target_options(locals()))
+    if target in TARGETS and TARGETS[target].external:
+        console.print(f"wrote {made}: `tritonserver --model-repository {made}`")
+        return
+    show_bundle(Bundle(made))
 
 
 def _target_options(given: dict) -> dict:

@@ -97,6 +97,13 @@ def run(
         Path | None, typer.Option(help="Also write results here: .jsonl, .json or .csv.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the network on a `fan-edge serve` of this bundle (http://host:8000 or "
+            "grpc://host:8001); videos are read and preprocessed here."
+        ),
+    ] = None,
 ) -> None:
     """Classify videos with the sub-network that fits the budget. Needs no PyTorch.
 
@@ -137,6 +144,7 @@ def run(
         threads=threads,
         precision=precision and precision.value,
         max_loss=max_loss,
+        server=server,
     )
     paths = expand_inputs(inputs)
     outcomes = []

@@ -59,6 +59,8 @@ class Predictor:
     (artifacts of `fan-edge build`) or "auto" (per sub-network, the fastest measured here
     within `max_loss` top-1 points of fp32); `max_loss` also keeps a sub-network whose
     recorded loss is larger in fp32 (runtime/precision.py).
+    `server`: run the sub-networks on a `fan-edge serve` of the same bundle (a URL: http://
+    or grpc://); reading and preprocessing stay here (fan_edge/serve/client.py).
     """
 
     bundle: Bundle | str | Path
@@ -70,6 +72,7 @@ class Predictor:
     budget_for: str = "clip"
     precision: str | None = None
     max_loss: float | None = None
+    server: str | None = None
     _sessions: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -85,6 +88,12 @@ class Predictor:
             share_weights=self.share_weights,
             threads=self.threads,
         )
+        if self.server:
+            from fan_edge.runtime.precision import Assignment
+            from fan_edge.serve.client import RemoteEngine
+
+            remote = RemoteEngine(self.server)
+            self.plan = {n: Assignment(remote, "server", "") for n in self.plan}
         if self.eager:
             for s in self.bundle.subnetworks:
                 self.session(s)

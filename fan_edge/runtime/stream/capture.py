@@ -45,7 +45,9 @@ class FrameRing:
         self.ended = ""  # why capture stopped ("end of file", an error); "" while running
         self.error: BaseException | None = None
         self.stopping = False
-        self.reader_waiting = False  # the reader waits for frames (lossless: do not block)
+        # lossless: the media time the reader waits to see; until a frame reaches it, the
+        # writer may overwrite (a window longer than the ring must not deadlock)
+        self.reader_wants = -np.inf
 
     @property
     def latest(self) -> float:
@@ -61,7 +63,7 @@ class FrameRing:
                     self.count >= self.capacity
                     and self._times[slot] >= self.keep_from
                     and not self.stopping
-                    and not self.reader_waiting  # a window longer than the ring: overwrite
+                    and not self.latest < self.reader_wants  # the reader needs newer frames
                 ):
                     self.cond.wait()
             if self.stopping:
@@ -75,7 +77,7 @@ class FrameRing:
             if self.count == 0:
                 self.first_arrival = now
             self._frames[slot] = frame
-            self._times[slot] = max(t, self.latest + 1e-6) if self.count else t
+            self._times[slot] = max(t, self.latest + 1e-6) if self.count else t  # (monotonic)
             self._arrival[slot] = now
             self._used[slot] = False
             self.count += 1
@@ -164,7 +166,7 @@ class Capture(threading.Thread):
         self.busy_s = 0.0  # time spent decoding, converting and resizing
 
     def run(self) -> None:
-        clock = None
+        clock, offset, last = None, 0.0, None
         interval = 1.0 / (self.source.fps or 30.0)
         try:
             frames = self.source.frames()
@@ -176,6 +178,12 @@ class Capture(threading.Thread):
                     self.ring.end("end of file")
                     return
                 self.frames_read += 1
+                if last is not None and t + offset < last - 1.0:
+                    # timestamps started over (a reconnect, a wrapped MPEG-TS clock): go on
+                    # from where time was, so windows keep closing
+                    offset = last + interval - t
+                t += offset
+                last = t
                 if self.realtime:
                     clock = clock if clock is not None else time.perf_counter() - t
                     late = time.perf_counter() - (clock + t)

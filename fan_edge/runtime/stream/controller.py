@@ -4,8 +4,10 @@ A pure state machine over numbers (no clock, no model), so its decisions can be 
 tests. After each window it is told the sub-network that ran, the window's latency (window
 close to result) and the part of it that was inference.
 
-- **Down** when windows run over the budget: after `down_after` windows in a row, or at once
-  when one is over by a quarter; to the largest sub-network whose estimate fits.
+- **Down** when windows run over the budget: when `down_after` of the last `down_after + 1`
+  windows were over (so alternating over and under counts), or at once when one is over by
+  a quarter; to the largest sub-network whose estimate fits. A window that ran a smaller
+  sub-network (it held too few frames for ours) brings the level down to that one.
 - **Up** one level when the next one's estimate, over the last `patience` windows (their
   median), fits within `headroom` of the budget.
 - **Estimates** scale only the inference part of a latency, by the ratio of the two
@@ -13,7 +15,8 @@ close to result) and the part of it that was inference.
   the stream: the two would be measured at different times, under different loads.
 - **No flapping**: a step up taken back within `2 * up_after` windows doubles the patience
   before that step is tried again (up to 64 windows), unless the lower sub-network has since
-  become clearly faster than it was when the step failed (the load that caused it is gone).
+  become clearly faster than it was when the step failed, over `2 * up_after` windows (the
+  load that caused it is gone; one lucky window is not enough).
 """
 
 import statistics
@@ -21,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 FAR_OVER = 1.25  # a window this far over the budget steps down at once
-IMPROVED = 0.8  # the lower sub-network at this fraction of its latency when a step failed
+IMPROVED = 0.7  # the lower sub-network at this fraction of its latency when a step failed
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Controller:
     up_after: int = 5
     headroom: float = 0.8
     _level: int = field(init=False)
-    _over: int = field(init=False, default=0)
+    _over: deque = field(init=False)  # of the last windows at this level: over the budget?
     _estimates: deque = field(init=False)  # estimates of the next level up, this level's windows
     _latencies: deque = field(init=False)  # this level's recent latencies
     _patience: dict = field(init=False, default_factory=dict)  # level -> windows to go up
@@ -63,7 +66,7 @@ class Controller:
         return self.levels[self._level]
 
     def _reset_window_stats(self) -> None:
-        self._over = 0
+        self._over = deque(maxlen=self.down_after + 1)
         self._estimates = deque(maxlen=64)
         self._latencies = deque(maxlen=64)
 
@@ -77,24 +80,27 @@ class Controller:
         infer_ms = latency_ms if infer_ms is None else infer_ms
         if self._since_up is not None:
             self._since_up += 1
-        if ran != self.frames:  # a short window ran a smaller graph: says little about ours
+        if ran not in self.costs:
+            raise ValueError(f"no sub-network of {ran} frames in {self.levels}")
+        if ran < self.frames:  # windows hold too few frames for ours: theirs is the level now
+            self._level = self.levels.index(ran)
+            self._reset_window_stats()
+        elif ran > self.frames:  # (not ours to run): no verdict
             return Decision(self.frames, f"kept {self.frames} frames")
         budget, f = self.budget_ms, self.frames
         self._latencies.append(latency_ms)
         self._forgive_if_faster()
+        self._over.append(latency_ms > budget)
         if latency_ms > budget:
-            self._over += 1
             self._estimates.clear()
-            if self._level > 0 and (
-                self._over >= self.down_after or latency_ms > FAR_OVER * budget
-            ):
+            over = sum(self._over)
+            if self._level > 0 and (over >= self.down_after or latency_ms > FAR_OVER * budget):
                 return self._step_down(latency_ms, infer_ms)
             return Decision(
                 f,
                 f"kept {f} frames: last window {latency_ms:.0f} ms, over {budget:g} ms "
-                f"({self._over} in a row)",
+                f"({over} of the last {len(self._over)})",
             )
-        self._over = 0
         if self._level + 1 == len(self.levels):
             return Decision(
                 f, f"kept {f} frames (the largest): last window {latency_ms:.0f} ms, within"
@@ -131,7 +137,10 @@ class Controller:
             if len(first) < self.up_after:
                 first.append(self._latencies[-1])
                 continue
-            recent = statistics.median(list(self._latencies)[-self.up_after :])
+            window = 2 * self.up_after
+            if len(self._latencies) < self.up_after + window:
+                continue
+            recent = statistics.median(list(self._latencies)[-window:])
             if recent <= IMPROVED * statistics.median(first):
                 del self._failed_at[failed]
                 for level in [lv for lv in self._patience if lv > at]:

@@ -177,10 +177,10 @@ class Stream:
         if isinstance(self.budget, str):
             self.budget = parse_budget(self.budget)
         self._policy, self._first = self._frame_policy()
-        for s in bundle.subnetworks:  # load every graph now: not inside a window's latency
-            p.session(s)
-        self._live = open_live(str(self.source), self.timeout)  # a bad source fails here
+        self._live = open_live(str(self.source), self.timeout)  # a bad source fails here, fast
         try:
+            for s in bundle.subnetworks:  # load every graph now: not inside a window's latency
+                p.session(s)
             self._prepare(p, bundle)
         except BaseException:
             self._live.close()
@@ -195,6 +195,7 @@ class Stream:
         """The ring, sized for a window and a stride of the source, capture and annotation."""
         lossless = self._live.kind == "file" and not self.realtime
         fps = self._live.fps or 30.0
+        self._interval = 1.0 / fps
         w, h = self._live.width or 640, self._live.height or 480
         short = bundle.input["resize_to"]
         frame_bytes = 3 * short * short * max(w, h) / max(min(w, h), 1)
@@ -318,15 +319,21 @@ class Stream:
         or None when the source ended first."""
         ring = self._ring
         with ring.cond:
-            ring.reader_waiting = True
+            ring.reader_wants = self._end(k)
             ring.cond.notify_all()
-            while ring.latest < self._end(k) and not ring.ended:
+            while ring.latest < self._end(k) and not ring.ended and not ring.stopping:
                 last = ring.count
                 if not ring.cond.wait(timeout=self.timeout) and ring.count == last:
                     ring.end("stalled", FanEdgeError(f"no frame for {self.timeout:g} s"))
-            ring.reader_waiting = False
+            ring.reader_wants = -math.inf
+            if ring.stopping:
+                return None
             if ring.latest < self._end(k):
-                if k == 0 and ring.count >= 2:  # the whole source is shorter than a window
+                # ended: the last frame lasts one frame interval, so a window it completes
+                # is whole; a source shorter than one window is one window
+                if ring.latest + self._interval >= self._end(k) - 1e-9:
+                    return k, self._end(k) - self.window, self._end(k), time.perf_counter()
+                if k == 0 and ring.count >= 2:
                     end = ring.latest + 1e-6
                     return 0, max(end - self.window, 0.0), end, time.perf_counter()
                 return None
@@ -348,7 +355,7 @@ class Stream:
         smoothed = float(mean[smooth_top])
         for key, v in stages.items():
             self._latencies[key].append(v)
-        self._histogram[sub.frames] += 1
+        self._histogram[sub.trained_frames] += 1
         cap = self._capture
         result = StreamResult(
             window=k,
