@@ -100,7 +100,8 @@ def build_(
     val_clips: ValClipsOpt = None,
     int8: Int8Opt = False,
     repo: Annotated[
-        Path | None, typer.Option(help="triton-repo: the model repository folder to write.")
+        Path | None,
+        typer.Option("--repo", "--out", help="triton-repo: the model repository to write."),
     ] = None,
     max_batch: Annotated[
         int | None,

@@ -16,7 +16,7 @@ PortOpt = Annotated[int, typer.Option(min=1, max=65535)]
 @command()
 def serve(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")],
-    http_port: PortOpt = 8000,
+    http_port: Annotated[int, typer.Option("--http-port", "--port", min=1, max=65535)] = 8000,
     grpc_port: PortOpt = 8001,
     metrics_port: PortOpt = 8002,
     max_batch: Annotated[

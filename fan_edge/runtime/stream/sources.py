@@ -135,13 +135,22 @@ class PyAVLive(LiveSource):
             self._container = None
 
 
+def _quiet(cv2) -> None:
+    """OpenCV logs errors only: a camera that will not open is our one line, not its
+    warnings (the call moved between OpenCV 4 and 5)."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None and hasattr(logging, "setLogLevel"):
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)  # LOG_LEVEL_ERROR
+
+
 class OpenCVLive(LiveSource):
     @classmethod
     def open(cls, source: str, kind: str) -> "OpenCVLive":
         import cv2
 
-        # errors only: a camera that will not open is our one line, not OpenCV's warnings
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quiet(cv2)
         if kind == "camera":
             device = source if source.startswith("/dev/") else f"/dev/video{source}"
             if not Path(device).exists():
