@@ -397,3 +397,14 @@ def test_a_file_longer_than_the_ring_runs_every_window_and_loses_no_frame(tiny_b
     assert [r.time for r in results] == [float(t) for t in range(1, 11)]
     assert all(r.window_frames == 30 for r in results)
     assert stream.summary.dropped_frames == 0 and stream.summary.skipped_windows == 0
+
+
+def test_controller_steps_down_at_once_when_a_window_falls_behind_the_stride():
+    """Over the budget by less than a quarter, but longer than the stride: the next window
+    would wait for this one, so waiting for a second overrun would cost two."""
+    patient = Controller(100.0, COSTS, start=8)
+    assert patient.observe(8, 115.0).frames == 8
+    behind = Controller(100.0, COSTS, start=8, stride_ms=110.0)
+    d = behind.observe(8, 115.0)
+    assert d.frames == 4 and "stepped down" in d.reason
+    assert Controller(100.0, COSTS, start=8, stride_ms=110.0).observe(8, 105.0).frames == 8

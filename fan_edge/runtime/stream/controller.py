@@ -6,7 +6,9 @@ close to result) and the part of it that was inference.
 
 - **Down** when windows run over the budget: when `down_after` of the last `down_after + 1`
   windows were over (so alternating over and under counts), or at once when one is over by
-  a quarter; to the largest sub-network whose estimate fits. A window that ran a smaller
+  a quarter, or over the budget and longer than the stride (`stride_ms`: the stream is
+  falling behind; the next window would wait for this one); to the largest sub-network whose
+  estimate fits. A window that ran a smaller
   sub-network (it held too few frames for ours) brings the level down to that one.
 - **Up** one level when the next one's estimate, over the last `patience` windows (their
   median), fits within `headroom` of the budget.
@@ -44,6 +46,7 @@ class Controller:
     down_after: int = 2
     up_after: int = 5
     headroom: float = 0.8
+    stride_ms: float | None = None  # windows closing this often: a longer one falls behind
     _level: int = field(init=False)
     _over: deque = field(init=False)  # of the last windows at this level: over the budget?
     _estimates: deque = field(init=False)  # estimates of the next level up, this level's windows
@@ -94,7 +97,9 @@ class Controller:
         if latency_ms > budget:
             self._estimates.clear()
             over = sum(self._over)
-            if self._level > 0 and (over >= self.down_after or latency_ms > FAR_OVER * budget):
+            behind = self.stride_ms is not None and latency_ms > self.stride_ms
+            far = latency_ms > FAR_OVER * budget
+            if self._level > 0 and (over >= self.down_after or far or behind):
                 return self._step_down(latency_ms, infer_ms)
             return Decision(
                 f,

@@ -234,7 +234,8 @@ class Stream:
             costs = {s.frames: s.gflops for s in bundle.subnetworks}
             start = min(costs)
             why = f"start: no latency profile, the smallest ({start} frames); up as measured"
-        return Controller(budget.value, costs, start), Decision(start, why)
+        controller = Controller(budget.value, costs, start, stride_ms=1e3 * self.stride)
+        return controller, Decision(start, why)
 
     def _subnetwork(self, decision: Decision, available: int):
         bundle = self.predictor.bundle
