@@ -10,7 +10,8 @@ weights are one file on disk: the graphs keep reading `weights.bin` beside them,
 model's `weights.bin` is a hard link to the first (a copy only where the file system cannot
 link). REPO/fan: the router, a Python-backend (BLS) model that picks the sub-network for a
 clip of any length and an optional budget (frames or GFLOPs; latency needs a device profile
-Triton does not have) and calls that model (exporters/triton_router_model.py). The same
+Triton does not have) and calls that model (exporters/triton_router_model.py; two instances,
+each calling synchronously). The same
 models and router as `fan-edge serve`, without PyTriton.
 
 Written beside REPO and moved into place when complete. Verified here: each config parses as
@@ -44,6 +45,17 @@ def model_name(frames: int) -> str:
 def subnetwork_config(bundle: Bundle, sub, max_batch: int, fp16: bool) -> str:
     size, classes = bundle.input["size"], len(bundle.classes)
     precision = "FP16" if fp16 else "FP32"
+    # one TensorRT engine for every batch size the batcher forms (else a larger batch
+    # rebuilds it mid-serving), cached beside the model
+    shape = f"{sub.frames}x3x{size}x{size}"
+    profile = {
+        "trt_profile_min_shapes": f"clip:1x{shape}",
+        "trt_profile_opt_shapes": f"clip:{max_batch}x{shape}",
+        "trt_profile_max_shapes": f"clip:{max_batch}x{shape}",
+    }
+    extra = "".join(
+        f'\n        parameters {{ key: "{k}" value: "{v}" }}' for k, v in profile.items()
+    )
     return f"""name: "{model_name(sub.frames)}"
 backend: "onnxruntime"
 max_batch_size: {max_batch}
@@ -63,6 +75,7 @@ optimization {{
         parameters {{ key: "precision_mode" value: "{precision}" }}
         parameters {{ key: "max_workspace_size_bytes" value: "1073741824" }}
         parameters {{ key: "trt_engine_cache_enable" value: "1" }}
+        parameters {{ key: "trt_engine_cache_path" value: "/tmp/fan-edge-trt-cache" }}{extra}
       }}
     ]
   }}
@@ -86,7 +99,7 @@ output [
   {{ name: "subnetwork" data_type: TYPE_INT32 dims: [ 1 ] }},
   {{ name: "reason" data_type: TYPE_STRING dims: [ 1 ] }}
 ]
-instance_group [ {{ count: 1 kind: KIND_CPU }} ]
+instance_group [ {{ count: 2 kind: KIND_CPU }} ]
 """
 
 

@@ -34,6 +34,8 @@ def nearest(subs: list[dict], frames: float) -> dict:
 
 def choose(subs: list[dict], frames: int, budget: str | None) -> tuple[dict, str]:
     """(sub-network, why); ValueError with the reason for the client otherwise."""
+    if frames < 1:
+        raise ValueError("the clip has no frames: send (T, 3, S, S) with T >= 1")
     if not budget:
         s = nearest(subs, frames)
         how = "exact" if s["frames"] == frames else "nearest"
@@ -41,7 +43,10 @@ def choose(subs: list[dict], frames: int, budget: str | None) -> tuple[dict, str
     m = BUDGET.match(budget)
     unit = m.group(2).lower() if m else ""
     if unit in ("frames", "frame"):
-        s = nearest(subs, float(m.group(1)))
+        n = float(m.group(1))
+        if n < 1 or n != int(n):
+            raise ValueError(f"budget {budget!r}: a frame count must be a whole number >= 1")
+        s = nearest(subs, n)
         return s, f"{m.group(1)} frames asked: {s['frames']}-frame graph"
     if unit in GFLOPS:
         limit = float(m.group(1)) * GFLOPS[unit]
@@ -86,6 +91,8 @@ class TritonPythonModel:
             model_name=f"fan_{sub['frames']}f",
             requested_output_names=["logits"],
             inputs=[pb_utils.Tensor("clip", np.ascontiguousarray(clip[None], np.float32))],
+            # a GPU model answers in GPU memory unless asked: as_numpy() needs it on the CPU
+            preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
         ).exec()
         if inner.has_error():
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(inner.error().message()))

@@ -87,6 +87,41 @@ def test_each_subnetwork_model_gives_the_predictors_logits_batched(server, tiny_
         np.testing.assert_allclose(logits, predictor.logits(clips, sub), rtol=1e-5, atol=1e-5)
 
 
+def test_concurrent_requests_batched_together_each_get_their_own_answer(server, tiny_bundle):
+    """16 clients at once: Triton stacks their clips into batches (the engine runs them as
+    one); each client must get the logits of its own clip."""
+    import threading
+
+    predictor = Predictor(tiny_bundle)
+    sub = predictor.bundle.subnetwork_for(8)
+    clips = [clip_of(predictor, 8, seed) for seed in range(16)]
+    got, errors = {}, []
+    start = threading.Barrier(16)
+
+    def client(k):
+        c = httpclient.InferenceServerClient(f"localhost:{server['http']}")
+        try:
+            start.wait()
+            for _ in range(3):
+                (z,) = infer(c, httpclient, "fan_8f", {"clip": clips[k][None]}, ["logits"])
+                got.setdefault(k, []).append(z[0])
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    want = predictor.logits(np.stack(clips), sub)
+    for k in range(16):
+        for z in got[k]:
+            np.testing.assert_allclose(z, want[k], rtol=1e-5, atol=1e-5)
+
+
 def test_the_router_answers_any_frame_count_as_the_runtime_rule_does(server, tiny_bundle):
     predictor = Predictor(tiny_bundle)
     client = grpcclient.InferenceServerClient(f"localhost:{server['grpc']}")  # gRPC too
@@ -164,12 +199,29 @@ def test_run_with_server_gives_the_local_answer(server, tiny_bundle, example_vid
     assert there["backend"].startswith("triton")
 
 
+def test_run_with_server_refuses_what_only_a_local_engine_has(
+    server, tiny_bundle, example_video, cli
+):
+    url = f"http://localhost:{server['http']}"
+    for args, message in [
+        (["--precision", "int8"], "--precision is the server's to choose"),
+        (["--budget", "15ms"], "a latency budget needs this device's profile"),
+    ]:
+        code, _, err = cli("run", example_video, "--bundle", tiny_bundle, "--server", url, *args)
+        assert code == 1 and message in err, err
+
+
 def test_run_with_an_unreachable_server_is_one_line(tiny_bundle, example_video, cli):
     (port,) = free_ports(1)
     server = f"localhost:{port}"
     code, _, err = cli("run", example_video, "--bundle", tiny_bundle, "--server", server)
     assert code == 1 and err.startswith("error: cannot reach the server at")
     assert err.count("\n") == 1
+
+
+def test_a_port_in_use_is_a_one_line_error(tiny_bundle, server, cli):
+    code, _, err = cli("serve", tiny_bundle, "--port", str(server["http"]))
+    assert code == 1 and f"port {server['http']} is in use" in err and err.count("\n") == 1
 
 
 def test_sigterm_stops_the_server_cleanly(server):

@@ -43,6 +43,9 @@ def test_every_model_config_is_a_valid_triton_config(repo, tiny_bundle):
         assert list(c.output[0].dims) == [classes]
         accel = c.optimization.execution_accelerators.gpu_execution_accelerator[0]
         assert accel.name == "tensorrt" and accel.parameters["precision_mode"] == "FP32"
+        shape = f"{sub.frames}x3x{size}x{size}"  # one engine for every batch up to 16
+        assert accel.parameters["trt_profile_min_shapes"] == f"clip:1x{shape}"
+        assert accel.parameters["trt_profile_max_shapes"] == f"clip:16x{shape}"
     router = config(repo / "fan" / "config.pbtxt")
     assert router.backend == "python" and router.input[1].optional
 
@@ -94,8 +97,9 @@ def router_module(predictor):
             return self.error_
 
     class InferenceRequest:
-        def __init__(self, model_name, requested_output_names, inputs):
+        def __init__(self, model_name, requested_output_names, inputs, preferred_memory=None):
             self.model, self.inputs = model_name, {t.name: t.value for t in inputs}
+            assert preferred_memory == ("cpu", 0)  # GPU models must answer in CPU memory
 
         def exec(self):
             frames = int(self.model.removeprefix("fan_").removesuffix("f"))
@@ -108,6 +112,8 @@ def router_module(predictor):
         InferenceResponse=InferenceResponse,
         InferenceRequest=InferenceRequest,
         get_input_tensor_by_name=lambda r, name: r.get(name),
+        PreferredMemory=lambda kind, device: (kind, device),
+        TRITONSERVER_MEMORY_CPU="cpu",
         get_output_tensor_by_name=lambda r, name: Tensor(name, r.outputs[name]),
     )
     return pb
@@ -139,6 +145,9 @@ def test_the_router_answers_as_the_runtime_rule_does(repo, tiny_bundle):
     }
     (response,) = model.execute([request])
     assert response.has_error() and "nothing fits" in response.error().message()
+    request["budget"] = pb.Tensor("budget", np.array([b"1.5frames"], dtype=object))
+    (response,) = model.execute([request])
+    assert response.has_error() and "whole number" in response.error().message()
     assert "triton_python_backend_utils" not in sys.modules
 
 

@@ -80,23 +80,40 @@ class Predictor:
             raise FanEdgeError(f"budget_for must be one of {BUDGET_FOR}, got {self.budget_for!r}")
         if not isinstance(self.bundle, Bundle):
             self.bundle = Bundle(self.bundle)
-        self.plan = plan_precisions(
-            self.bundle,
-            self.backend,
-            self.precision,
-            self.max_loss,
-            share_weights=self.share_weights,
-            threads=self.threads,
-        )
         if self.server:
-            from fan_edge.runtime.precision import Assignment
-            from fan_edge.serve.client import RemoteEngine
-
-            remote = RemoteEngine(self.server)
-            self.plan = {n: Assignment(remote, "server", "") for n in self.plan}
+            self.plan = self._remote_plan()
+        else:
+            self.plan = plan_precisions(
+                self.bundle,
+                self.backend,
+                self.precision,
+                self.max_loss,
+                share_weights=self.share_weights,
+                threads=self.threads,
+            )
         if self.eager:
             for s in self.bundle.subnetworks:
                 self.session(s)
+
+    def _remote_plan(self) -> dict:
+        """Every sub-network on the server; what chooses a local engine does not apply."""
+        from fan_edge.runtime.precision import Assignment
+        from fan_edge.serve.client import RemoteEngine
+
+        local = {
+            "--backend": self.backend != "auto",
+            "--precision": self.precision is not None,
+            "--max-loss": self.max_loss is not None,
+            "--threads": self.threads is not None,
+        }
+        for flag, given in local.items():
+            if given:
+                raise FanEdgeError(
+                    f"{flag} is the server's to choose with --server (`fan-edge serve "
+                    f"{flag} ...`): drop it here"
+                )
+        remote = RemoteEngine(self.server)
+        return {s.frames: Assignment(remote, "server", "") for s in self.bundle.subnetworks}
 
     def engine_for(self, sub: Subnetwork):
         return self.plan[sub.frames].engine
@@ -123,6 +140,11 @@ class Predictor:
 
     def latency_ms(self) -> dict[int, float]:
         """Each sub-network's measured p50 at batch 1, from its own engine's profile."""
+        if self.server:
+            raise FanEdgeError(
+                "a latency budget needs this device's profile of the engine, and the engine "
+                "is the server: with --server use a GFLOPs or frames budget"
+            )
         from fan_edge.runtime.profile import latency_for
 
         out = {}

@@ -48,6 +48,14 @@ class RemoteEngine:
                 "bundle (`fan-edge serve BUNDLE`)?"
             )
 
+        meta = self._client.get_model_metadata(model)
+        shape = meta["outputs"][0]["shape"] if isinstance(meta, dict) else meta.outputs[0].shape
+        if int(shape[-1]) != len(bundle.classes):
+            raise FanEdgeError(
+                f"the server's {model} has {shape[-1]} classes, this bundle "
+                f"{len(bundle.classes)}: serve this bundle, or pass the bundle it serves"
+            )
+
         def run(x: np.ndarray) -> np.ndarray:
             inp = self._module.InferInput("clip", list(x.shape), "FP32")
             inp.set_data_from_numpy(np.ascontiguousarray(x, dtype=np.float32))

@@ -51,6 +51,18 @@ def _stub_finds_this_python() -> None:
             os.environ["LD_LIBRARY_PATH"] = ":".join([libdir, *paths])
 
 
+def _check_free(port: int, flag: str) -> None:
+    """Triton would exit at once on a taken port, and PyTriton wait two minutes for it."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            raise FanEdgeError(f"port {port} is in use: pass another with {flag}") from None
+
+
 class FanServer:
     """The models of one bundle, bound to a PyTriton `Triton` (started by `run`)."""
 
@@ -67,6 +79,10 @@ class FanServer:
     ):
         require()
         from pytriton.triton import Triton, TritonConfig
+
+        for what, port in (("--port", http_port), ("--grpc-port", grpc_port)):
+            _check_free(port, what)
+        _check_free(metrics_port, "--metrics-port")
 
         _stub_finds_this_python()
         self.predictor = predictor
