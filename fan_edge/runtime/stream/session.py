@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -361,7 +361,7 @@ class Stream:
         result = StreamResult(
             window=k,
             time=round(end, 4),
-            wall=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            wall=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             start=round(start, 4),
             label=classes[top],
             score=float(probs[top]),
