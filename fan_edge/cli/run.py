@@ -52,6 +52,20 @@ MaxLossOpt = Annotated[
 ]
 
 
+def make_predictor(bundle: Path, backend: str, threads, precision, max_loss, **options):
+    """The Predictor of the engine options `run`, `stream` and `serve` share."""
+    from fan_edge.runtime import Predictor
+
+    return Predictor(
+        bundle,
+        backend=backend,
+        threads=threads,
+        precision=precision and precision.value,
+        max_loss=max_loss,
+        **options,
+    )
+
+
 @command()
 def run(
     inputs: Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fan_edge.cli.app import MAX_BATCH, BackendOpt, ThreadsOpt, command, console
-from fan_edge.cli.run import MaxLossOpt, PrecisionName
+from fan_edge.cli.run import MaxLossOpt, PrecisionName, make_predictor
 from fan_edge.runtime.backends import AUTO
 
 PortOpt = Annotated[int, typer.Option(min=1, max=65535)]
@@ -41,17 +41,10 @@ def serve(
     sub-network (fan_4f, ...) with dynamic batching, and `fan`, which picks the sub-network
     for a clip of any length and an optional budget. Needs `pip install 'fan-edge[serve]'`;
     no PyTorch."""
-    from fan_edge.runtime import Predictor
     from fan_edge.serve.triton import FanServer, require
 
     require()
-    predictor = Predictor(
-        bundle,
-        backend=backend,
-        threads=threads,
-        precision=precision and precision.value,
-        max_loss=max_loss,
-    )
+    predictor = make_predictor(bundle, backend, threads, precision, max_loss)
     server = FanServer(
         predictor,
         http_port=http_port,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from fan_edge.cli.app import DEFAULT_BUNDLE, BackendOpt, ThreadsOpt, command, console, table
-from fan_edge.cli.run import MaxLossOpt, PrecisionName
+from fan_edge.cli.run import MaxLossOpt, PrecisionName, make_predictor
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import atomic_path, check_output_path
 from fan_edge.runtime.backends import AUTO
@@ -88,7 +88,6 @@ def stream(
     """Classify live video window by window; with a latency budget the frame count follows
     the device's load. Results are JSON Lines (a live view on a terminal); Ctrl-C stops
     with a one-line summary on stderr. Needs no PyTorch."""
-    from fan_edge.runtime import Predictor
     from fan_edge.runtime.stream import parse_seconds
 
     if not bundle.exists() and bundle == DEFAULT_BUNDLE:
@@ -105,13 +104,7 @@ def stream(
             if path.suffix.lower() != suffix:
                 raise FanEdgeError(f"cannot write {what} {path}: use a {suffix} file")
             check_output_path(path, f"{what} file", inputs=[bundle, Path(source)])
-    predictor = Predictor(
-        bundle,
-        backend=backend,
-        threads=threads,
-        precision=precision and precision.value,
-        max_loss=max_loss,
-    )
+    predictor = make_predictor(bundle, backend, threads, precision, max_loss)
     s = predictor.stream(
         source,
         **seconds,
