@@ -236,7 +236,7 @@ def test_ctrl_c_or_kill_stop_cleanly_with_a_summary_and_a_playable_video(
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     summary = [line for line in stderr.splitlines() if line.startswith("interrupted:")]
-    assert len(summary) == 1 and "windows" in summary[0] and "p90" in summary[0]
+    assert len(summary) == 1 and "windows" in summary[0] and "p90" in summary[0], stderr
     logged = (out / "log.jsonl").read_text().splitlines()
     assert len(logged) == 1 + len(stdout.splitlines())
     assert 0 < frames_of(out / "seen.mp4") < 300  # finished and playable, cut where stopped
