@@ -124,8 +124,11 @@ def stream(
             files.callback(log.close)  # (closed before the rename)
         view = files.enter_context(_LiveView()) if live_view else None
         why = ""
+        # Held here: an interrupt that lands in this loop's body would otherwise drop the
+        # last reference to the generator, whose clean-up summarises before `why` is known.
+        results = iter(s)
         try:
-            for r in s:
+            for r in results:
                 line = json.dumps(r.to_dict())
                 if log is not None:
                     log.write(line + "\n")
