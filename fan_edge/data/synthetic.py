@@ -12,7 +12,7 @@ Every clip is a pure function of (seed, index).
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import cv2
 import numpy as np
@@ -65,8 +65,37 @@ def _pose(label: int, s: float, amp: float, turn: float) -> Pose:
     return pose["dx"], pose["dy"], pose["rot"], pose["scale"], pose["alpha"]
 
 
+class SeededClips:
+    """What the synthetic sets share: clip `index` is a pure function of (seed, index), and
+    its first two draws are its label (among `DRAWN_CLASSES`) and its length.
+
+    A subclass is a frozen dataclass with `num_videos`, `seed`, `min_frames` and `max_frames`.
+    """
+
+    SALT: ClassVar[int]  # tells the sets' random streams apart
+    DRAWN_CLASSES: ClassVar[int]  # what the first draw picks from (a subclass may relabel)
+    num_videos: int
+    seed: int
+    min_frames: int
+    max_frames: int
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, index, self.SALT])
+
+    def label(self, index: int) -> int:
+        return int(self._rng(index).integers(self.DRAWN_CLASSES))
+
+    def num_frames(self, index: int) -> int:
+        rng = self._rng(index)
+        rng.integers(self.DRAWN_CLASSES)
+        return int(rng.integers(self.min_frames, self.max_frames + 1))
+
+
 @dataclass(frozen=True)
-class SyntheticActions:
+class SyntheticActions(SeededClips):
     """`num_videos` clips of `size`x`size` RGB, 24-40 frames each, deterministic from `seed`."""
 
     num_videos: int
@@ -77,20 +106,8 @@ class SyntheticActions:
     max_frames: int = 40
 
     classes = CLASSES
-
-    def __len__(self) -> int:
-        return self.num_videos
-
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, index, 0x5EED])
-
-    def label(self, index: int) -> int:
-        return int(self._rng(index).integers(len(CLASSES)))
-
-    def num_frames(self, index: int) -> int:
-        rng = self._rng(index)
-        rng.integers(len(CLASSES))
-        return int(rng.integers(self.min_frames, self.max_frames + 1))
+    SALT = 0x5EED
+    DRAWN_CLASSES = len(CLASSES)
 
     def _draw(self, rng: np.random.Generator) -> tuple:
         """The clip's first random draws: label, length, action timing, motion, size, angle."""

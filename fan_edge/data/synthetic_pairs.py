@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fan_edge.data.synthetic import SeededClips
+
 Vec = tuple[float, float]  # along the A->B axis, across it (in units of the half distance)
 
 
@@ -65,7 +67,7 @@ CLASSES: tuple[str, ...] = tuple(_INTERACTIONS)
 
 
 @dataclass(frozen=True)
-class SyntheticPairs:
+class SyntheticPairs(SeededClips):
     """`num_videos` clips of `size`x`size` RGB, 48-72 frames each, deterministic from `seed`."""
 
     num_videos: int
@@ -76,20 +78,8 @@ class SyntheticPairs:
     max_frames: int = 72
 
     classes = CLASSES
-
-    def __len__(self) -> int:
-        return self.num_videos
-
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, index, 0xA1B2])
-
-    def label(self, index: int) -> int:
-        return int(self._rng(index).integers(len(CLASSES)))
-
-    def num_frames(self, index: int) -> int:
-        rng = self._rng(index)
-        rng.integers(len(CLASSES))
-        return int(rng.integers(self.min_frames, self.max_frames + 1))
+    SALT = 0xA1B2
+    DRAWN_CLASSES = len(CLASSES)
 
     def render(self, index: int) -> np.ndarray:
         """The whole clip, (L, size, size, 3) uint8 RGB."""
