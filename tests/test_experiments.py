@@ -92,6 +92,19 @@ def test_a_workers_error_comes_back_as_a_message(tmp_path):
     assert not (tmp_path / "st_seed0" / "eval.json").exists()
 
 
+def test_a_run_stopped_by_a_signal_is_not_evaluated_as_finished(tmp_path, monkeypatch):
+    import fan_edge.train.api as api
+    from fan_edge.experiments.sweep import train_and_eval
+
+    stopped = {"epoch": 2, "step": 40, "of": 125, "signal": "SIGTERM"}
+    monkeypatch.setattr(api, "train_run", lambda *a, **k: {"epochs": [], "stopped": stopped})
+    monkeypatch.setattr(api, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated"))
+    s = sweep(tmp_path, a=Variant("a", dict(mode="standard")))
+    with pytest.raises(FanEdgeError, match="stopped \\(SIGTERM\\) in epoch 2; run the same"):
+        train_and_eval(s, "a", 0)
+    assert not (tmp_path / "a_seed0" / "eval.json").exists()  # the next run resumes it
+
+
 def test_diff_check_holds_on_the_mean_and_counts_agreeing_seeds():
     claim = diff_check("worse", [-1.0, 0.5, -2.0], want_negative=True)
     assert claim.holds and claim.measured == "-0.8 (per seed -1.0, +0.5, -2.0: 2 of 3 agree)"

@@ -140,13 +140,19 @@ def train_and_eval(sweep: Sweep, key: str, seed: int) -> dict:
         if variant.members:  # an evaluation of other runs' checkpoints
             ckpts = [sweep.folder(m, seed) / "checkpoint.pt" for m in variant.members]
             return evaluate_checkpoint(ckpts, list(sweep.frames), ensemble=variant.ensemble)
-        train_run(
+        result = train_run(
             sweep.config(key, seed),
             folder,
             resume="auto",
             validate=sweep.validate,
             quiet=sweep.quiet,
         )
+        stopped = result.get("stopped")
+        if stopped:  # by a signal: evaluating now would record a part-trained run as finished
+            raise FanEdgeError(
+                f"{folder}: training stopped ({stopped['signal'] or 'step limit'}) in epoch "
+                f"{stopped['epoch']}; run the same command again to continue it"
+            )
         return evaluate_checkpoint(folder / "checkpoint.pt", list(sweep.frames))
 
     return finished(folder, make)
