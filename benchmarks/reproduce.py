@@ -36,7 +36,7 @@ from fan_edge.errors import FanEdgeError
 from fan_edge.experiments import Reports, Sweep, Variant, check_settings, finished, run_sweep
 from fan_edge.experiments import report as rp
 from fan_edge.experiments.claims import TRAINED, paper_claims
-from fan_edge.experiments.sweep import training_minutes
+from fan_edge.experiments.sweep import refuse_stopped, training_minutes
 from fan_edge.fileio import write_json
 from fan_edge.train.api import evaluate_checkpoint, st_run_name, train_run
 
@@ -168,7 +168,7 @@ def pretrain(args) -> Path | None:
 
     def train() -> dict:
         print(f"pretraining the shared starting point ({cfg.train.epochs} epochs)", flush=True)
-        train_run(cfg, folder, resume="auto")
+        refuse_stopped(train_run(cfg, folder, resume="auto"), folder)
         return evaluate_checkpoint(folder / "checkpoint.pt", [8])
 
     finished(folder, train)

@@ -292,3 +292,13 @@ def test_damaged_metrics_in_the_curves_are_a_one_line_error(tmp_path):
     with pytest.raises(FanEdgeError) as e:
         curves.load(tmp_path, ["fan"], [0])
     assert "metrics.json" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_pretraining_stopped_by_a_signal_is_not_recorded_as_finished(tmp_path, monkeypatch):
+    stopped = {"epoch": 1, "step": 9, "of": 125, "signal": "SIGINT"}
+    monkeypatch.setattr(reproduce, "train_run", lambda *a, **k: {"epochs": [], "stopped": stopped})
+    monkeypatch.setattr(reproduce, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated"))
+    args = reproduce.parse_args(["--quick", "--out", str(tmp_path)])
+    with pytest.raises(FanEdgeError, match="stopped \\(SIGINT\\) in epoch 1"):
+        reproduce.pretrain(args)
+    assert not (tmp_path / "pretrain" / "eval.json").exists()

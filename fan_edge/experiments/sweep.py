@@ -147,15 +147,21 @@ def train_and_eval(sweep: Sweep, key: str, seed: int) -> dict:
             validate=sweep.validate,
             quiet=sweep.quiet,
         )
-        stopped = result.get("stopped")
-        if stopped:  # by a signal: evaluating now would record a part-trained run as finished
-            raise FanEdgeError(
-                f"{folder}: training stopped ({stopped['signal'] or 'step limit'}) in epoch "
-                f"{stopped['epoch']}; run the same command again to continue it"
-            )
+        refuse_stopped(result, folder)
         return evaluate_checkpoint(folder / "checkpoint.pt", list(sweep.frames))
 
     return finished(folder, make)
+
+
+def refuse_stopped(result: dict, folder: Path) -> None:
+    """A training stopped by a signal (train_run's `stopped`) is not finished: evaluating it
+    now would record a part-trained run as done; the next run resumes it instead."""
+    stopped = result.get("stopped")
+    if stopped:
+        raise FanEdgeError(
+            f"{folder}: training stopped ({stopped['signal'] or 'step limit'}) in epoch "
+            f"{stopped['epoch']}; run the same command again to continue it"
+        )
 
 
 def run_seed(sweep: Sweep, seed: int, keys: list[str]) -> list[dict]:
