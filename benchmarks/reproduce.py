@@ -31,7 +31,7 @@ from pathlib import Path
 from common import machine
 
 import fan_edge.models  # noqa: F401  (the backbones register their presets)
-from fan_edge.config import PRESETS, RunConfig, TrainConfig
+from fan_edge.config import KD_AFTER, PRESETS, RunConfig, TrainConfig
 from fan_edge.errors import FanEdgeError
 from fan_edge.experiments import Reports, Sweep, Variant, check_settings, finished, run_sweep
 from fan_edge.experiments import report as rp
@@ -71,7 +71,10 @@ RUNS: dict[str, Variant] = {
     # the from-scratch protocol's recipe ablation: distillation from the first step
     "fan-paper-recipe": Variant(
         "FAN, paper's recipe (distils from step one)",
-        dict(mode="fan", kd_gate=0.0, kd_warmup_epochs=0.0),
+        dict(mode="fan", kd_gate=0.0, kd_after=0.0, kd_warmup_epochs=0.0),
+    ),
+    "fan-gate-only": Variant(
+        "FAN, the gate alone (no delay: the earlier default)", dict(mode="fan", kd_after=0.0)
     ),
 }
 LABELS = {k: v.label for k, v in RUNS.items()}
@@ -88,7 +91,7 @@ TABLES = {
     ],
     "FAN(k): the frame set (Figure 8)": ["fan2", "fan", "fan4", "st"],
     "Ablations (Figure 9)": ["fan", "fan-no-sn", "fan-no-wa", "fan-ce", "st"],
-    "The from-scratch recipe": ["fan", "fan-paper-recipe", "st"],
+    "The from-scratch recipe": ["fan", "fan-gate-only", "fan-paper-recipe", "st"],
 }
 # Every model starts from one shared checkpoint, as every model of the paper starts from
 # ImageNet: a standard 8-frame model trained on 2000 clips that no other run sees (data seed
@@ -103,12 +106,15 @@ PRETRAIN = dict(
 # and optimises the paper's loss from the first step. scratch: every model from scratch with
 # `fan-edge train`'s defaults, validated after every epoch (learning curves).
 PROTOCOLS = {
-    "shared-start": dict(lr=0.02, pretrain_epochs=PRETRAIN["epochs"], kd_warmup=0.0, kd_gate=0.0),
+    "shared-start": dict(
+        lr=0.02, pretrain_epochs=PRETRAIN["epochs"], kd_warmup=0.0, kd_gate=0.0, kd_after=0.0
+    ),
     "scratch": dict(
         lr=TrainConfig.lr,
         pretrain_epochs=0,
         kd_warmup=TrainConfig.kd_warmup_epochs,
         kd_gate=TrainConfig.kd_gate,
+        kd_after=KD_AFTER,  # what `fan-edge train` does from scratch
     ),
 }
 SCRATCH_RUNS = [*ST_PARTS, "st", "fan", "fan-paper-recipe"]
@@ -120,6 +126,7 @@ QUICK = dict(
 SETTINGS = (
     "protocol",
     *("epochs", "num_videos", "num_val", "batch_size", "lr", "kd_warmup", "kd_gate"),
+    "kd_after",
     *("data", "val", "preset", "init"),
     *("pretrain_epochs", "pretrain_videos"),
 )
@@ -143,7 +150,7 @@ def base_config(args) -> RunConfig:
 
 def distillation(args) -> dict:
     """FAN's distillation schedule: the protocol's, unless a variant sets its own."""
-    return dict(kd_warmup_epochs=args.kd_warmup, kd_gate=args.kd_gate)
+    return dict(kd_warmup_epochs=args.kd_warmup, kd_gate=args.kd_gate, kd_after=args.kd_after)
 
 
 def settings(args, base: RunConfig) -> dict:
@@ -230,7 +237,7 @@ def write_results(rep: Reports, shifts: dict, args, pretrained: bool, minutes: f
         f"Preset `{args.preset}`, {args.epochs} epochs, {clips}, seeds {args.seeds}, "
         f"SGD lr {args.lr} "
         f"(cosine), {start}. Mutual Distillation with lambda 1, "
-        f"{rp.distillation_schedule(args.kd_gate, args.kd_warmup)}. "
+        f"{rp.distillation_schedule(args.kd_gate, args.kd_warmup, args.kd_after)}. "
         "Top-1 % on the validation clips, mean ± spread "
         "(population std) over seeds. Each count is served by the nearest trained "
         "sub-network (ST: the nearest model).",
@@ -299,6 +306,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="FAN: students distil once the teacher is this far from chance to 100%% "
         "(per protocol; 0: from the first step)",
+    )
+    p.add_argument(
+        "--kd-after",
+        type=float,
+        help="FAN: students learn from the labels for this fraction of the run first "
+        "(per protocol; 0: no delay)",
     )
     p.add_argument(
         "--pretrain-epochs",

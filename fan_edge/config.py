@@ -265,6 +265,12 @@ def preset(name: str, **overrides) -> ModelConfig:
     return resolve(ModelConfig(**fields))
 
 
+# The share of a run over which FAN's students move from cross-entropy to distillation,
+# from `TrainConfig.kd_after` of it on.
+KD_SWITCH = 0.2
+KD_AFTER = 0.5  # TrainConfig.kd_after from scratch
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings. `mode` names an entry of `fan_edge.train.modes.MODES`."""
@@ -284,6 +290,13 @@ class TrainConfig:
     # initial plateau (README, "Training from scratch"). 0 = the paper's recipe (it starts
     # from ImageNet): distillation from the first step.
     kd_gate: float = 0.25
+    # ... and, whatever the gate says, for the first `kd_after` of the run; the students then
+    # move to the KL over the next KD_SWITCH of it, and the rest of the run optimises the
+    # paper's loss. From scratch a 16-frame teacher is the slowest sub-network to learn, and
+    # distilling the students towards it early costs them (README, "Training from scratch").
+    # 0 = no delay (the gate alone); None = KD_AFTER from scratch, 0 from --init (a start that
+    # knows the task gives a teacher worth distilling from at once). See `distill_after`.
+    kd_after: float | None = None
     # Alternatively (or as well) a fixed ramp over this many epochs (0 = none).
     kd_warmup_epochs: float = 0.0
     distill: bool = True  # False: cross-entropy on every sub-network (the paper's ablation)
@@ -306,11 +319,25 @@ class TrainConfig:
             "in [0, 1] (a fraction of the way from chance to "
             "100% top-1; 0: distil from the first step)",
         )
+        if self.kd_after is not None:
+            c.real(
+                "kd_after",
+                lambda v: 0 <= v <= 1 - KD_SWITCH,
+                f"in [0, {1 - KD_SWITCH:g}] (a fraction of the run; the switch to distillation "
+                f"takes the next {KD_SWITCH:g} of it)",
+            )
         c.real("rho", lambda v: 0 <= v <= 1, "in [0, 1] (a probability)")
         c.flag("distill")
         c.text("init", optional=True)
         c.integer("seed", 0, MAX_SEED)
         c.integer("workers", 0, MAX_WORKERS)
+
+    @property
+    def distill_after(self) -> float:
+        """`kd_after` resolved: the share of the run before the students start to distil."""
+        if self.kd_after is not None:
+            return self.kd_after
+        return 0.0 if self.init else KD_AFTER
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -321,6 +348,7 @@ class TrainConfig:
         `extra`) is `DataSpec.of`'s business."""
         if isinstance(d, dict):
             d = {k: v for k, v in d.items() if k != "extra"}
+            d.setdefault("kd_after", 0.0)  # checkpoints from before it distilled with no delay
         return from_dict(cls, d, "train config", {"mode"})
 
 
@@ -329,6 +357,7 @@ FLAGS = {
     "kd_lambda": "--lambda",
     "kd_warmup_epochs": "--kd-warmup",
     "kd_gate": "--kd-gate",
+    "kd_after": "--kd-after",
     "batch_size": "--batch-size",
     "lr": "--lr",
     "seed": "--seed",

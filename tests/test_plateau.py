@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from fan_edge import FanEdgeError
-from fan_edge.config import TrainConfig, preset
+from fan_edge.config import KD_AFTER, KD_SWITCH, TrainConfig, preset
 from fan_edge.train.losses import DistillationGate, cross_entropy_all, mutual_distillation
 from fan_edge.train.plateau import near_chance, plateau_warning
-from fan_edge.train.trainer import train
+from fan_edge.train.trainer import _timed_ramp, train
 
 
 def history(losses, top1=None, count=16):
@@ -66,6 +66,29 @@ def test_the_gate_blends_cross_entropy_into_the_paper_loss():
     half = mutual_distillation(logits, y, ramp=0.5)
     between = sorted([mutual_distillation(logits, y).item(), cross_entropy_all(logits, y).item()])
     assert between[0] < half.item() < between[1]
+
+
+def test_from_scratch_students_learn_from_labels_for_half_the_run_then_switch():
+    run = TrainConfig(epochs=10)
+    assert run.distill_after == KD_AFTER == 0.5 and KD_SWITCH == 0.2
+    ramps = [_timed_ramp(run, e) for e in (0.0, 4.9, 5.0, 6.0, 7.0, 9.9)]
+    assert ramps == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])  # the paper's loss from 7
+    assert _timed_ramp(TrainConfig(epochs=100), 60.0) == pytest.approx(0.5)  # shares of a run
+    assert TrainConfig(init="start.pt").distill_after == 0.0  # a start that knows the task
+    assert _timed_ramp(TrainConfig(kd_after=0.0), 0.0) == 1.0  # no delay: the gate alone
+    warm = TrainConfig(kd_after=0.0, kd_warmup_epochs=2.0)
+    assert _timed_ramp(warm, 1.0) == pytest.approx(0.5)
+
+
+def test_a_checkpoint_from_before_kd_after_keeps_distilling_with_no_delay():
+    stored = TrainConfig().to_dict()
+    del stored["kd_after"]
+    assert TrainConfig.from_dict(stored).distill_after == 0.0
+
+
+def test_kd_after_that_leaves_no_room_for_the_switch_is_refused():
+    with pytest.raises(FanEdgeError, match=r"^--kd-after must be a finite number in \[0, 0.8\]"):
+        TrainConfig(kd_after=0.9)
 
 
 def test_kd_gate_outside_0_1_is_refused():

@@ -123,11 +123,13 @@ def test_settings_keep_the_keys_and_values_older_run_folders_hold(tmp_path):
         "init": None,
     }
     mine = settings_of("--protocol", "scratch", "--kd-gate", "0.5", "--out", str(tmp_path))
-    assert mine == older
+    assert {k: mine[k] for k in older} == older
+    assert set(mine) - set(older) == {"kd_after"} and mine["kd_after"] == 0.5  # added since
     init = tmp_path / "start.pt"
     init.write_bytes(b"")
     mine = settings_of("--init", str(init), "--out", str(tmp_path))
     assert mine["init"] == str(init) and mine["lr"] == 0.02 and mine["kd_gate"] == 0.0
+    assert mine["kd_after"] == 0.0
 
 
 def test_a_bad_option_is_refused_before_the_run_folder_records_it(tmp_path, monkeypatch):

@@ -16,7 +16,16 @@ from fan_edge.cli.app import (
     console,
     table,
 )
-from fan_edge.config import MAX_CLASSES, MAX_CLIPS, MAX_SEED, MAX_WORKERS, OPTION_SECTION, RunConfig
+from fan_edge.config import (
+    KD_AFTER,
+    KD_SWITCH,
+    MAX_CLASSES,
+    MAX_CLIPS,
+    MAX_SEED,
+    MAX_WORKERS,
+    OPTION_SECTION,
+    RunConfig,
+)
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_path
 
@@ -58,6 +67,16 @@ def train(
             max=1.0,
         ),
     ] = T.kd_gate,
+    kd_after: Annotated[
+        float | None,
+        typer.Option(
+            help="Students also learn from the labels for this fraction of the run, then "
+            f"switch to distillation over the next {KD_SWITCH:g} of it (default: {KD_AFTER:g} "
+            "from scratch, 0 with --init; 0: no delay; with --kd-gate 0, the paper's recipe).",
+            min=0.0,
+            max=1 - KD_SWITCH,
+        ),
+    ] = T.kd_after,
     kd_warmup_epochs: Annotated[
         float,
         typer.Option(

@@ -4,6 +4,7 @@ normalization shift) and plots, mean and spread over seeds."""
 from collections.abc import Callable
 from pathlib import Path
 
+from fan_edge.config import KD_SWITCH
 from fan_edge.experiments import curves
 from fan_edge.experiments.claims import Claim, mean_at, stats, top1
 from fan_edge.experiments.sweep import Reports
@@ -150,9 +151,14 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def distillation_schedule(kd_gate: float, kd_warmup: float) -> str:
-    """FAN's students' schedule in words (TrainConfig's kd_gate and kd_warmup_epochs)."""
+def distillation_schedule(kd_gate: float, kd_warmup: float, kd_after: float = 0.0) -> str:
+    """FAN's students' schedule in words (TrainConfig's kd_gate, kd_warmup_epochs, kd_after)."""
     when = []
+    if kd_after:
+        when.append(
+            f"after {kd_after:g} of the run, over the next {KD_SWITCH:g} of it (then the "
+            "paper's loss)"
+        )
     if kd_gate:
         when.append(
             f"once the teacher's running training top-1 is {kd_gate:g} of the way from "

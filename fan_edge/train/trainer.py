@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from fan_edge.config import DataSpec, ModelConfig, TrainConfig
+from fan_edge.config import KD_SWITCH, DataSpec, ModelConfig, TrainConfig
 from fan_edge.data.datasets import ClipDataset
 from fan_edge.errors import FanEdgeError
 from fan_edge.evaluate import evaluate
@@ -45,12 +45,14 @@ RECIPE = (
     "kd_lambda",
     "kd_warmup_epochs",
     "kd_gate",
+    "kd_after",
     "distill",
     "rho",
     "seed",
     "init",
 )
-FAN_ONLY = ("kd_lambda", "kd_warmup_epochs", "kd_gate", "distill")  # no students: nothing to distil
+# no students: nothing to distil
+FAN_ONLY = ("kd_lambda", "kd_warmup_epochs", "kd_gate", "kd_after", "distill")
 
 
 class TrainStep(nn.Module):
@@ -398,12 +400,7 @@ def _train(
             )
             for i, (clips, y) in enumerate(loader, start=done):
                 progress_epochs = epoch + i / steps_per_epoch
-                timed = (
-                    min(1.0, progress_epochs / train_cfg.kd_warmup_epochs)
-                    if train_cfg.kd_warmup_epochs > 0
-                    else 1.0
-                )
-                ctx.ramp = min(timed, gate.ramp)
+                ctx.ramp = min(_timed_ramp(train_cfg, progress_epochs), gate.ramp)
                 clips = [c.to(env.device, non_blocking=True) for c in clips]
                 y = y.to(env.device)
                 loss = step_module(clips, y)
@@ -554,6 +551,18 @@ def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
     loader_gen.set_state(state["loader"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _timed_ramp(cfg: TrainConfig, epochs_done: float) -> float:
+    """The students' ramp from cross-entropy to distillation that the clock allows: from
+    `distill_after` of the run over the next `KD_SWITCH` of it, and over the first
+    `kd_warmup_epochs` epochs. 1: the paper's loss (the gate may still hold it back)."""
+    ramp = 1.0
+    if cfg.distill_after > 0:
+        ramp = min(1.0, max(0.0, epochs_done / cfg.epochs - cfg.distill_after) / KD_SWITCH)
+    if cfg.kd_warmup_epochs > 0:
+        ramp = min(ramp, epochs_done / cfg.kd_warmup_epochs)
+    return ramp
 
 
 def _all_ranks(env: DistEnv, correct: torch.Tensor, total: int) -> tuple[float, float]:

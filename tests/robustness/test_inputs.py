@@ -85,6 +85,7 @@ CASES = [
     ("train-kd-gate-nan", TRAIN + " --kd-gate nan", 2, "--kd-gate"),
     ("train-kd-warmup-negative", TRAIN + " --kd-warmup -1", 1, "--kd-warmup"),
     ("train-kd-warmup-inf", TRAIN + " --kd-warmup inf", 1, "--kd-warmup"),
+    ("train-kd-after-no-room-to-switch", TRAIN + " --kd-after 0.9", 2, "--kd-after"),
     ("train-rho-nan", TRAIN + " --rho nan", 1, "--rho"),
     ("train-frames-repeated", TRAIN + " --frames 4 4", 1, "distinct"),
     ("run-top-k-0", RUN + " --top-k 0", 2, "--top-k"),
