@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -44,8 +43,10 @@ def _fsync(path: Path) -> None:
 TEMP_TAG = "fan-edge-tmp"
 
 
-def _temp_prefix(name: str) -> str:
-    return f".{name}.{TEMP_TAG}-{os.getpid()}-"
+def _temp_name(folder: Path, name: str, suffix: str) -> Path:
+    """A fresh temporary's name beside `name`: chosen before it is made, so the code that
+    removes it is in place before it exists (64 random bits: no other writer picks it)."""
+    return folder / f".{name}.{TEMP_TAG}-{os.getpid()}-{uuid.uuid4().hex[:16]}{suffix}"
 
 
 # Only names this module makes: `.NAME.fan-edge-tmp-<pid>-<random>.tmp[.suffix]` or `.old`.
@@ -166,17 +167,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     ensure_folder(path.parent, f"the folder of {path.name}")
     sweep_stale(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}", dir=path.parent
-        )
-    except OSError as e:
-        raise _os_error(path, e, "file") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        _fsync(Path(tmp))
+    tmp = _temp_name(path.parent, path.stem, f".tmp{path.suffix}")
+    try:  # made inside the `try`: an interrupt at any point leaves no temporary behind
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as e:
+            raise _os_error(path, e, "file") from None
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # made 0600; give the usual file mode
+        _fsync(tmp)
         try:
             os.replace(tmp, path)
         except OSError as e:
@@ -269,13 +268,14 @@ def atomic_dir(
     owned = owned or (lambda p: None)
     path = check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
     sweep_stale(path.parent)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent))
-    except OSError as e:
-        raise _os_error(path, e, kind) from None
-    try:
+    tmp = _temp_name(path.parent, path.name, ".tmp")
+    try:  # made inside the `try`: an interrupt at any point leaves no temporary behind
+        try:
+            tmp.mkdir(mode=0o700)
+        except OSError as e:
+            raise _os_error(path, e, kind) from None
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        os.chmod(tmp, 0o777 & ~_umask())  # made 0700
         for f in tmp.rglob("*"):
             if f.is_file():
                 _fsync(f)
@@ -284,12 +284,13 @@ def atomic_dir(
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()  # an empty folder (rename cannot replace a folder)
         if path.exists() or path.is_symlink():
-            old = path.with_name(f"{_temp_prefix(path.name)}{uuid.uuid4().hex[:8]}.old")
-            path.rename(old)
+            old = _temp_name(path.parent, path.name, ".old")
             try:
+                path.rename(old)
                 tmp.rename(path)
-            except OSError:
-                old.rename(path)  # put the previous version back
+            except BaseException:  # an error or an interrupt between the two renames
+                if os.path.lexists(old) and not os.path.lexists(path):
+                    old.rename(path)  # put the previous version back
                 raise
             shutil.rmtree(old, ignore_errors=True)
         else:

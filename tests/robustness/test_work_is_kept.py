@@ -161,6 +161,59 @@ def test_atomic_dir_checks_again_after_the_work(tmp_path):
     assert tree(out) == {"late.txt": b"user", "made.txt": b"old"} and hidden(tmp_path) == []
 
 
+# An interrupt (Ctrl-C, or SIGTERM, which the CLI turns into one) can land between any two
+# bytecodes. These put it at the worst places: right after a temporary is made, and between
+# the two renames that replace an existing folder.
+
+
+def _interrupt_after(monkeypatch, module, name):
+    real = getattr(module, name)
+
+    def then_interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, name, then_interrupted)
+
+
+def test_an_interrupt_as_a_temporary_is_made_leaves_nothing(tmp_path, monkeypatch):
+    from fan_edge.fileio import atomic_path
+
+    _interrupt_after(monkeypatch, os, "mkdir")
+    with pytest.raises(KeyboardInterrupt), atomic_dir(tmp_path / "out"):
+        pass
+    monkeypatch.undo()
+    _interrupt_after(monkeypatch, os, "open")
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "a.json"):
+        pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_between_the_renames_keeps_the_old_folder(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "made.txt").write_text("old")
+    renames = []
+    real = Path.rename
+
+    def rename(self, target):
+        done = real(self, target)
+        renames.append(self)
+        if len(renames) == 1:  # the old folder is aside, the new one not yet in place
+            raise KeyboardInterrupt
+        return done
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with (
+        pytest.raises(KeyboardInterrupt),
+        atomic_dir(out, overwrite=True, owned=lambda p: {"made.txt"}, kind="thing") as tmp,
+    ):
+        (tmp / "made.txt").write_text("new")
+    assert renames[0] == out  # the interrupt came where it was meant to
+    assert tree(out) == {"made.txt": b"old"} and hidden(tmp_path) == []
+
+
 # ---- runs: locked, never replaced silently ---------------------------------------------
 
 
@@ -310,8 +363,10 @@ def test_a_terminated_export_leaves_nothing(tmp_path, tiny_checkpoint):
         assert proc.poll() is None and time.time() < deadline, "the export never started"
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) != 0
-    assert list(tmp_path.iterdir()) == []
+    code = proc.wait(timeout=60)
+    err = proc.stderr.read().decode(errors="replace")
+    assert code == 130 and "interrupted (SIGTERM)" in err, (code, err[-2000:])
+    assert list(tmp_path.iterdir()) == [], err[-2000:]
 
 
 def test_a_terminated_run_saves_its_last_step_and_resumes(tmp_path):
