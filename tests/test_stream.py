@@ -209,12 +209,20 @@ def test_slow_inference_never_stalls_capture(tiny_bundle, tmp_path):
 # -- stopping, errors ----------------------------------------------------------------------
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A suite started in the background (`make test &`, nohup) inherits SIGINT ignored, and a
+    # process that starts with SIGINT ignored rightly keeps ignoring it: give the child what
+    # a terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def fan_edge(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "fan_edge.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
         **kw,
     )
 
