@@ -152,10 +152,15 @@ def check_output_path(
     if path.exists():
         (ensure_folder if folder else check_output_file)(path, what)  # creates nothing here
         return
-    place = path.parent
+    check_makeable(path.parent, f"the folder of {what}")
+
+
+def check_makeable(folder: Path, what: str) -> None:
+    """`folder` is a writable folder or can be made one; creates nothing."""
+    place = folder
     while not place.exists() and place != place.parent:
         place = place.parent
-    ensure_folder(place, f"the folder of {what}")  # exists: only checked
+    ensure_folder(place, what)  # exists: only checked
 
 
 @contextmanager
@@ -245,7 +250,7 @@ def check_new_dir(
                 )
             )
         check_replaceable(path, owned, kind, inputs=inputs)
-    ensure_folder(path.parent, f"the folder of {path.name}")
+    check_makeable(path.parent, f"the folder of {path.name}")
     return path
 
 
@@ -267,37 +272,38 @@ def atomic_dir(
     inputs = list(inputs)
     owned = owned or (lambda p: None)
     path = check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
-    sweep_stale(path.parent)
-    tmp = _temp_name(path.parent, path.name, ".tmp")
-    try:  # made inside the `try`: an interrupt at any point leaves no temporary behind
-        try:
-            tmp.mkdir(mode=0o700)
-        except OSError as e:
-            raise _os_error(path, e, kind) from None
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # made 0700
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                _fsync(f)
-        if path.exists() or path.is_symlink():
-            check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()  # an empty folder (rename cannot replace a folder)
-        if path.exists() or path.is_symlink():
-            old = _temp_name(path.parent, path.name, ".old")
+    with made_folder(path.parent, f"the folder of {path.name}"):  # removed if it fails
+        sweep_stale(path.parent)
+        tmp = _temp_name(path.parent, path.name, ".tmp")
+        try:  # made inside the `try`: an interrupt at any point leaves no temporary behind
             try:
-                path.rename(old)
+                tmp.mkdir(mode=0o700)
+            except OSError as e:
+                raise _os_error(path, e, kind) from None
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())  # made 0700
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    _fsync(f)
+            if path.exists() or path.is_symlink():
+                check_new_dir(path, overwrite=overwrite, owned=owned, kind=kind, inputs=inputs)
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()  # an empty folder (rename cannot replace a folder)
+            if path.exists() or path.is_symlink():
+                old = _temp_name(path.parent, path.name, ".old")
+                try:
+                    path.rename(old)
+                    tmp.rename(path)
+                except BaseException:  # an error or an interrupt between the two renames
+                    if os.path.lexists(old) and not os.path.lexists(path):
+                        old.rename(path)  # put the previous version back
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
                 tmp.rename(path)
-            except BaseException:  # an error or an interrupt between the two renames
-                if os.path.lexists(old) and not os.path.lexists(path):
-                    old.rename(path)  # put the previous version back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-        _fsync(path.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            _fsync(path.parent)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager

@@ -96,6 +96,25 @@ def test_export_without_overwrite_refuses_before_loading_anything(cli, tmp_path)
     assert code == 1 and "already exists and is not a bundle" in err  # checked first
 
 
+def test_a_failed_export_leaves_no_empty_folders(cli, tmp_path):
+    """The folders above `--out` are made for the bundle, not before: a failure removes them."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code, _, err = cli("export", bad, "--out", tmp_path / "new" / "deep" / "bundle")
+    assert code == 1 and "cannot load checkpoint" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
+
+    def fails(_):
+        raise FanEdgeError("the work failed")
+
+    with (
+        pytest.raises(FanEdgeError, match="the work failed"),
+        atomic_dir(tmp_path / "made" / "out") as tmp,
+    ):
+        fails(tmp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
+
+
 def test_export_into_an_empty_folder_or_the_current_one(
     cli, tmp_path, tiny_checkpoint, tiny_bundle, monkeypatch
 ):
