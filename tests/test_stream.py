@@ -2,6 +2,7 @@
 capture ring under slow inference, clean stops, and one-line errors for bad sources."""
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -259,7 +260,10 @@ def test_end_of_file_finalizes_the_annotated_video(tiny_bundle, clip_2s, tmp_pat
     assert code == 0, stderr
     assert len(stdout.splitlines()) == 5  # windows ending at 1, 1.25, ..., 2 s
     assert stderr.startswith("end of file: 5 windows")
-    assert frames_of(seen) == 60
+    # Every frame is in the video but those the summary says were left out: encoding never
+    # holds capture back, so on a loaded machine it may drop (and count) a few.
+    left = re.search(r"(\d+) left out while encoding was behind", stderr)
+    assert 0 < frames_of(seen) == 60 - (int(left[1]) if left else 0), stderr
 
 
 def free_port() -> int:
