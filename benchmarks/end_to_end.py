@@ -9,7 +9,7 @@ against the plan's own lower bound (frames it must decode x this machine's cost 
 frame in one sequential pass), and whole-clip budgets: each bundle is profiled with
 `fan-edge bench` first, then every clip's predicted total is compared with the measured one.
 
-    python benchmarks/end_to_end.py [--demo models/demo] [--work runs/end_to_end] [--repeats 3]
+    python benchmarks/end_to_end.py [--demo models/demo] [--work runs/end_to_end] [--repeats 5]
 """
 
 import argparse
@@ -85,7 +85,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--demo", type=Path, default=Path("models/demo"), help="the demo bundle")
     p.add_argument("--work", type=Path, default=Path("runs/end_to_end"))
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/end_to_end.md"))
     args = p.parse_args()
     if not (args.demo / "manifest.json").exists():
@@ -152,14 +152,16 @@ def main() -> None:
             f"## {label}: one clip end to end (ms), and whole-clip budget predictions",
             "",
             "| clip | frames | OpenCV: index + decode + preprocess + infer = total | "
-            "plan: index + decode (frames) + preprocess + infer = total | speed-up | "
+            "plan: index + decode (frames) + preprocess + infer = total | "
+            f"plan's total, fastest-slowest of {args.repeats} | speed-up | "
             "predicted total | predicted / measured |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, path in videos.items():
             for n in (4, 8, 16):
                 a = typical([old.predict(path, frames=n) for _ in range(args.repeats)])
-                b = typical([new.predict(path, frames=n) for _ in range(args.repeats)])
+                runs = [new.predict(path, frames=n) for _ in range(args.repeats)]
+                b, spread = typical(runs), sorted(r.total_ms for r in runs)
                 with open_video(path) as v:
                     predicted = new.predict_stages(v, latency)[n]["total_ms"]
                 lines.append(
@@ -167,6 +169,7 @@ def main() -> None:
                     f"{a.preprocess_ms:.1f} + {a.infer_ms:.0f} = **{a.total_ms:.0f}** | "
                     f"{b.index_ms:.1f} + {b.decode_ms:.0f} ({b.decoded_frames}) + "
                     f"{b.preprocess_ms:.1f} + {b.infer_ms:.0f} = **{b.total_ms:.0f}** | "
+                    f"{spread[0]:.0f}-{spread[-1]:.0f} | "
                     f"{a.total_ms / b.total_ms:.1f}x | {predicted:.0f} | "
                     f"{predicted / b.total_ms:.2f} |"
                 )

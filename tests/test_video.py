@@ -88,6 +88,28 @@ def test_plans_seek_only_when_the_keyframe_is_ahead():
         make_plan(index, [100])
 
 
+def test_decode_cost_prices_the_group_that_decodes_the_most(monkeypatch):
+    """Two decoders side by side: the clip waits for the busier one, not for both."""
+    from fan_edge.runtime import decode_cost
+
+    monkeypatch.setattr(decode_cost, "DECODE_THREADS", 2)
+    sizes = [1000] * 100
+    sizes[0] = sizes[90] = 50_000  # keyframes are the big packets
+    index = StreamIndex(100, (0, 30, 60, 90), 1000, 500, "h264", sizes=tuple(sizes))
+    plan = make_plan(index, [10, 20, 45, 50, 95])  # runs (0, 20), (30, 50), (90, 95)
+    x = dict(zip(decode_cost.FEATURES, decode_cost.features(index, plan), strict=True))
+    # groups of about equal frames: [(0, 20), (30, 50)] and [(90, 95)]; 42 frames, 91 kB
+    # against 6 frames, 55 kB
+    assert plan.split(2) == [((0, 20), (30, 50)), ((90, 95),)]
+    assert x["critical_seeks"] == 2 and x["critical_decoded"] == 42
+    assert x["critical_decoded_mpx"] == pytest.approx(42 * 0.5)
+    assert x["critical_mb"] == pytest.approx(0.091)
+    assert x["sampled"] == 5 and x["sampled_mpx"] == pytest.approx(2.5)
+    monkeypatch.setattr(decode_cost, "DECODE_THREADS", 1)  # one decoder: the whole plan
+    x = dict(zip(decode_cost.FEATURES, decode_cost.features(index, plan), strict=True))
+    assert x["critical_seeks"] == 3 and x["critical_decoded"] == 48
+
+
 def test_seeking_decodes_fewer_frames_than_a_pass(clips):
     """Keyframes every 8 frames: 4 frames from 40 need 4 short runs (20 frames), not 36."""
     with open_video(clips["h264 B-frames, keyframe every 8"]) as video:

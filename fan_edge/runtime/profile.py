@@ -112,15 +112,17 @@ def _check_stats(c: Fields, stats: dict, at: str) -> None:
 
 
 def _check_decode(c: Fields, decode: dict, at: str) -> None:
+    # Another fan-edge's cost model (other feature names) is not damage: the profile's
+    # latencies stay usable, and `decode_costs_for` asks for a new `bench` before pricing.
     features = c.items(decode, "features", at)
-    if features != list(FEATURES):
-        c.fail(f"{at}.features", f"must be {', '.join(FEATURES)} (the cost model of this fan-edge)")
+    if not features or not all(isinstance(f, str) for f in features):
+        c.fail(f"{at}.features", "must be a list of feature names")
     codecs = c.mapping(decode, "codecs", at)
     if not codecs:
         c.fail(f"{at}.codecs", "is empty")
     for codec in codecs:
-        c.items(codecs, codec, f"{at}.codecs", length=len(FEATURES))
-        for i in range(len(FEATURES)):  # a non-negative least-squares fit
+        c.items(codecs, codec, f"{at}.codecs", length=len(features))
+        for i in range(len(features)):  # a non-negative least-squares fit
             c.number(codecs[codec], i, field_name(f"{at}.codecs", codec))
     c.number(decode, "preprocess_ms_per_frame", at)
     if "fit_max_rel_error" in decode:
@@ -266,10 +268,15 @@ def decode_costs_for(
 ) -> dict:
     """This device's decode cost models ({"codecs": {codec: coefficients}, ...})."""
     decode = profile_for(bundle, backend, precision, threads=threads).get("decode")
+    command = f"re-run `fan-edge bench {bundle.path} --backend {backend}`"
     if decode is None:
         raise FanEdgeError(
             f"the latency profile of {bundle.path} has no decode costs (`fan-edge "
-            f"bench --no-decode` made it): re-run `fan-edge bench {bundle.path} "
-            f"--backend {backend}`, or pass --budget-for network"
+            f"bench --no-decode` made it): {command}, or pass --budget-for network"
+        )
+    if decode["features"] != list(FEATURES):
+        raise FanEdgeError(
+            f"the decode costs in {bundle.path / PROFILE_FILE} were fitted by another "
+            f"version of fan-edge (another cost model): {command}, or pass --budget-for network"
         )
     return decode

@@ -335,7 +335,13 @@ PROFILE_CASES = [
     ("device missing", _damage_profile("device", ...), "device is missing"),
     ("decode coefficient negative", _damage_profile("decode/codecs/h264/2", -0.1), "h264"),
     ("decode coefficients short", _damage_profile("decode/codecs/h264", [1.0]), "h264"),
-    ("decode features another model", _damage_profile("decode/features", ["clip"]), "features"),
+    ("decode features not names", _damage_profile("decode/features", [1, 2]), "features"),
+    ("decode features empty", _damage_profile("decode/features", []), "features"),
+    (
+        "decode coefficients fewer than features",
+        _damage_profile("decode/features", [*FEATURES, "more"]),
+        "h264",
+    ),
     (
         "decode preprocess NaN",
         _damage_profile("decode/preprocess_ms_per_frame", math.nan),
@@ -430,6 +436,28 @@ def test_old_profile_file_is_replaced_by_the_next_bench(bundle):
     (bundle.path / PROFILE_FILE).write_text(json.dumps(old))
     write_profile(bundle, _profile())
     assert list(read_profiles(bundle)) == [key_of(_profile())]
+
+
+def test_decode_costs_of_another_cost_model_ask_for_a_new_bench(bundle, example_video):
+    """After an upgrade that changes the decode cost model: the latencies still serve
+    network budgets, whole-clip budgets ask for `bench`, and `bench` replaces the profile."""
+    from fan_edge.runtime.bench import bench
+
+    old = _profile(latency={4: 1.0, 8: 2.0, 16: 3.0})
+    old["decode"]["features"] = ["clip", "seeks", "decoded"]
+    old["decode"]["codecs"]["h264"] = [0.5, 0.5, 0.5]
+    (bundle.path / PROFILE_FILE).write_text(json.dumps(_profile_doc(old)))
+    assert latency_for(bundle, "ort-cpu") == {4: 1.0, 8: 2.0, 16: 3.0}
+    network = Predictor(bundle.path, backend="ort-cpu", budget_for="network")
+    assert network.predict(example_video, budget="10ms").frames == 16
+    _one_line_error(
+        lambda: Predictor(bundle.path, backend="ort-cpu").predict(example_video, budget="10s"),
+        "another version of fan-edge",
+        "fan-edge bench",
+    )
+    bench(bundle.path, backend="ort-cpu", iters=1, warmup=0, decode_sizes=((96, 64),))
+    assert read_profiles(Bundle(bundle.path))[key_of(old)]["decode"]["features"] == list(FEATURES)
+    assert Predictor(bundle.path, backend="ort-cpu").predict(example_video, budget="10s").frames
 
 
 def test_cli_run_refuses_negative_latencies_in_one_line(bundle, example_video, cli):
