@@ -337,7 +337,9 @@ def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_pa
     b = Bundle(shutil.copytree(tiny_bundle, tmp_path / "b"))
     prof = bench(b.path, backend="ort-cpu", iters=2, warmup=1, decode_sizes=((96, 64), (192, 128)))
     decode = prof["decode"]
-    assert decode["features"] == list(FEATURES)
+    # a tripwire: other names make every saved profile ask for a new `bench`
+    names = "clip critical_seeks critical_decoded critical_decoded_mpx critical_mb sampled"
+    assert decode["features"] == [*names.split(), "sampled_mpx"]
     assert len(decode["codecs"]["h264"]) == len(FEATURES) and min(decode["codecs"]["h264"]) >= 0
     assert sum(decode["codecs"]["h264"]) > 0 and decode["preprocess_ms_per_frame"] > 0
     p = Predictor(b.path, backend="ort-cpu")

@@ -6,6 +6,7 @@ test reads back exactly which frames the reader returned.
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -105,6 +106,13 @@ def test_decode_cost_prices_the_group_that_decodes_the_most(monkeypatch):
     assert x["critical_decoded_mpx"] == pytest.approx(42 * 0.5)
     assert x["critical_mb"] == pytest.approx(0.091)
     assert x["sampled"] == 5 and x["sampled_mpx"] == pytest.approx(2.5)
+    # fewer frames, more megabytes: a group holding one big keyframe is the busier one
+    sizes = [1000] * 100
+    sizes[90] = 200_000
+    index = replace(index, sizes=tuple(sizes))
+    x = dict(zip(decode_cost.FEATURES, decode_cost.features(index, plan), strict=True))
+    assert x["critical_seeks"] == 1 and x["critical_decoded"] == 6
+    assert x["critical_mb"] == pytest.approx(0.205)
     monkeypatch.setattr(decode_cost, "DECODE_THREADS", 1)  # one decoder: the whole plan
     x = dict(zip(decode_cost.FEATURES, decode_cost.features(index, plan), strict=True))
     assert x["critical_seeks"] == 3 and x["critical_decoded"] == 48

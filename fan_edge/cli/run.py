@@ -370,17 +370,9 @@ def _print_profile(prof: dict, batch: int, save: bool, accuracy, decode: bool) -
             [c, *(f"{x:.4g}" for x in coef), f"{100 * d['fit_max_rel_error'][c]:.0f}%"]
             for c, coef in d["codecs"].items()
         ]
-        cols = [
-            "codec",
-            "per clip",
-            "per seek",
-            "per decoded frame",
-            "per decoded Mpx",
-            "per MB on the critical path",
-            "per decoded MB",
-            "per sampled Mpx",
-            "worst fit error",
-        ]
+        from fan_edge.runtime.decode_cost import MEANING
+
+        cols = ["codec", *(MEANING[f] for f in d["features"]), "worst fit error"]
         console.print(table("decode cost model (ms)", cols, rows))
     if save:
         console.print(f"profile saved to {prof['saved_to']}: `fan-edge run --budget 15ms` uses it")

@@ -169,7 +169,8 @@ def bench(
         infer = {s.frames: [] for s in subs}
         total = {s.frames: [] for s in subs}
         # In turns, not one sub-network after the other: a slow stretch of a shared machine
-        # then lands on every sub-network alike instead of skewing one of them.
+        # then lands on every sub-network alike instead of skewing one of them. (Each run
+        # then follows another graph's, as in a budgeted `run`, which picks per clip.)
         for i in range(warmup + iters):
             for s in subs:
                 t0 = time.perf_counter()

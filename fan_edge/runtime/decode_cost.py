@@ -3,9 +3,10 @@
 `fan-edge bench` reads generated clips (several sizes, keyframe layouts and frame counts)
 with the runtime's own reader and fits, per codec, a linear model of the milliseconds.
 The reader decodes a plan's runs in `DECODE_THREADS` groups side by side, so decoding is
-priced on the group that decodes the most (the critical path): its seeks, its frames (a
-per-frame overhead, x megapixels, and their packets' megabytes: entropy decoding scales
-with the bitrate). Each sampled frame adds a fixed cost and one per megapixel (conversion
+priced on the busier group (the critical path): its seeks, its frames (a per-frame
+overhead, x megapixels, and their packets' megabytes: entropy decoding scales with the
+bitrate). Groups hold about equal frames (`Plan.split`), so the busier one is the one with
+more packet megabytes (usually more keyframes), frames breaking a tie. Each sampled frame adds a fixed cost and one per megapixel (conversion
 and resizing). Coefficients are kept non-negative, so a prediction never falls as a plan
 grows. (Measured on the project's 2-core machine: pricing the whole plan's frames as well
 made the fit no better and over-predicted clips with a keyframe every 30 frames by up to
@@ -16,15 +17,17 @@ import numpy as np
 
 from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex
 
-FEATURES = (
-    "clip",
-    "critical_seeks",
-    "critical_decoded",
-    "critical_decoded_mpx",
-    "critical_mb",
-    "sampled",
-    "sampled_mpx",
-)
+# Each feature and what its coefficient costs (`fan-edge bench` prints them so).
+MEANING = {
+    "clip": "per clip",
+    "critical_seeks": "per seek (busier decoder)",
+    "critical_decoded": "per decoded frame (busier decoder)",
+    "critical_decoded_mpx": "per decoded Mpx (busier decoder)",
+    "critical_mb": "per packet MB (busier decoder)",
+    "sampled": "per sampled frame",
+    "sampled_mpx": "per sampled Mpx",
+}
+FEATURES = tuple(MEANING)
 REFERENCE_CODEC = "h264"  # used, and named as assumed, for a codec the profile lacks
 
 

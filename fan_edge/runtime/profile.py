@@ -223,6 +223,16 @@ def write_profile(bundle: Bundle, profile: dict) -> Path:
     return path
 
 
+def bench_command(
+    bundle: Bundle, backend: str, *, batch: int = 1, threads: int | None = None
+) -> str:
+    """The `fan-edge bench` that measures what a lookup with these settings reads (it
+    measures every precision the backend runs, so precision needs no flag)."""
+    command = f"fan-edge bench {bundle.path} --backend {backend}"
+    command += f" --batch {batch}" if batch != 1 else ""
+    return command + (f" --threads {threads}" if threads else "")
+
+
 def profile_for(
     bundle: Bundle,
     backend: str,
@@ -236,8 +246,7 @@ def profile_for(
     key = this_key(bundle, backend, precision, batch=batch, threads=threads)
     if key in profiles:
         return profiles[key]
-    command = f"fan-edge bench {bundle.path} --backend {backend}"
-    command += f" --batch {batch}" if batch != 1 else ""
+    command = bench_command(bundle, backend, batch=batch, threads=threads)
     if profiles:
         have = "; ".join(profiles)
         raise FanEdgeError(
@@ -268,7 +277,7 @@ def decode_costs_for(
 ) -> dict:
     """This device's decode cost models ({"codecs": {codec: coefficients}, ...})."""
     decode = profile_for(bundle, backend, precision, threads=threads).get("decode")
-    command = f"re-run `fan-edge bench {bundle.path} --backend {backend}`"
+    command = f"re-run `{bench_command(bundle, backend, threads=threads)}`"
     if decode is None:
         raise FanEdgeError(
             f"the latency profile of {bundle.path} has no decode costs (`fan-edge "
