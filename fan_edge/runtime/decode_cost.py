@@ -6,11 +6,12 @@ The reader decodes a plan's runs in `DECODE_THREADS` groups side by side, so dec
 priced on the busier group (the critical path): its seeks, its frames (a per-frame
 overhead, x megapixels, and their packets' megabytes: entropy decoding scales with the
 bitrate). Groups hold about equal frames (`Plan.split`), so the busier one is the one with
-more packet megabytes (usually more keyframes), frames breaking a tie. Each sampled frame adds a fixed cost and one per megapixel (conversion
-and resizing). Coefficients are kept non-negative, so a prediction never falls as a plan
-grows. (Measured on the project's 2-core machine: pricing the whole plan's frames as well
-made the fit no better and over-predicted clips with a keyframe every 30 frames by up to
-50%; without the per-frame fixed cost small clips were under-predicted by half.)
+more packet megabytes (usually more keyframes), frames breaking a tie. Each sampled frame
+adds a fixed cost and one per megapixel (conversion and resizing). Coefficients are kept
+non-negative, so a prediction never falls as a plan grows. (Measured on the project's
+2-core machine: pricing the whole plan's frames as well made the fit no better and
+over-predicted clips with a keyframe every 30 frames by up to 50%; without the
+per-sampled-frame fixed cost small clips were under-predicted by half.)
 """
 
 import numpy as np
