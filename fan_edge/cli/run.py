@@ -373,6 +373,7 @@ def _print_profile(prof: dict, batch: int, save: bool, accuracy, decode: bool) -
         from fan_edge.runtime.decode_cost import MEANING
 
         cols = ["codec", *(MEANING[f] for f in d["features"]), "worst fit error"]
-        console.print(table("decode cost model (ms)", cols, rows))
+        title = "decode cost model (ms; seeks, frames, Mpx and MB of the busier decoder)"
+        console.print(table(title, cols, rows))
     if save:
         console.print(f"profile saved to {prof['saved_to']}: `fan-edge run --budget 15ms` uses it")
