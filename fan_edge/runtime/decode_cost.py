@@ -16,7 +16,7 @@ per-sampled-frame fixed cost small clips were under-predicted by half.)
 
 import numpy as np
 
-from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex
+from fan_edge.runtime.video.plan import DECODE_THREADS, Plan, StreamIndex, frames_in
 
 # Each feature and what its coefficient costs (`fan-edge bench` prints them so); the
 # critical_ ones count on the busier decoder.
@@ -40,21 +40,17 @@ def features(index: StreamIndex, plan: Plan) -> list[float]:
     def mb(runs) -> float:
         return sum(sum(index.sizes[a : b + 1]) for a, b in runs) / 1e6 if index.sizes else 0.0
 
-    critical = max(plan.split(DECODE_THREADS), key=lambda runs: (mb(runs), _frames(runs)))
+    critical = max(plan.split(DECODE_THREADS), key=lambda runs: (mb(runs), frames_in(runs)))
     sampled = len(set(plan.indices))
     return [
         1.0,
         float(len(critical)),
-        float(_frames(critical)),
-        _frames(critical) * mpx,
+        float(frames_in(critical)),
+        frames_in(critical) * mpx,
         mb(critical),
         float(sampled),
         sampled * mpx,
     ]
-
-
-def _frames(runs) -> int:
-    return sum(last - first + 1 for first, last in runs)
 
 
 def fit(rows: list[list[float]], ms: list[float]) -> list[float]:

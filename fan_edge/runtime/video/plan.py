@@ -48,7 +48,7 @@ class Plan:
     @property
     def decoded(self) -> int:
         """Frames the plan decodes (an upper bound: non-reference frames may be skipped)."""
-        return sum(last - first + 1 for first, last in self.runs)
+        return frames_in(self.runs)
 
     @property
     def seeks(self) -> int:
@@ -62,8 +62,13 @@ class Plan:
             if groups[-1] and done >= target * len(groups) and len(groups) < parts:
                 groups.append([])
             groups[-1].append(run)
-            done += run[1] - run[0] + 1
+            done += frames_in([run])
         return [tuple(g) for g in groups]
+
+
+def frames_in(runs) -> int:
+    """Frames that decoding these (first, last) runs goes through."""
+    return sum(last - first + 1 for first, last in runs)
 
 
 def make_plan(index: StreamIndex, indices) -> Plan:
