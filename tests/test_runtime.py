@@ -15,6 +15,7 @@ from fan_edge.bundle import Bundle
 from fan_edge.runtime import Budget, Predictor, choose_subnetwork, parse_budget
 from fan_edge.runtime.decode_cost import FEATURES
 from fan_edge.runtime.profile import default_threads, device_name, write_profile
+from fan_edge.runtime.video.clips import bench_codec
 
 
 @pytest.mark.parametrize(
@@ -172,6 +173,14 @@ def test_whole_clip_budget_prices_each_plan_before_decoding(tiny_bundle, tmp_pat
     save_profile(b, latency, decode)
     r = p.predict(example_video, budget=f"{decoded[8] + 0.5}s")
     assert r.frames == 8 and f"{codec}: vp9 cost assumed" in r.reason
+    # ... and names the bench that measures it, keeping what was measured
+    assert f"--codec {codec} --codec vp9` measures it" in r.reason, r.reason
+
+
+def test_bench_names_codecs_as_decoders_name_them():
+    assert bench_codec("h264") == "h264"
+    assert bench_codec("mpeg2video") == "mpeg2"  # the stream's name is not bench's
+    assert bench_codec("wmv3") is None  # bench cannot make it: no hint
 
 
 def test_profile_of_another_device_is_not_used_silently(tiny_bundle, tmp_path, example_video):
@@ -329,6 +338,13 @@ def test_speed_mode_folds_weight_alteration_at_load(tiny_bundle):
     shared, fast = Predictor(tiny_bundle), Predictor(tiny_bundle, share_weights=False)
     sub = shared.bundle.subnetwork_for(8)
     assert np.abs(shared.logits(x, sub) - fast.logits(x, sub)).max() < 1e-4
+
+
+def test_decode_costs_are_kept_under_the_name_the_reader_gives_the_stream():
+    from fan_edge.runtime.bench import bench_decode
+
+    costs = bench_decode(("mpeg2",), None, (4,), sizes=((64, 48),), repeats=1)
+    assert list(costs["codecs"]) == ["mpeg2video"]  # what StreamIndex.codec says of .mpg
 
 
 def test_bench_fits_decode_costs_that_whole_clip_budgets_use(tiny_bundle, tmp_path, example_video):

@@ -72,7 +72,7 @@ def bench_decode(
     models, errors, pre = {}, {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for codec in codecs:
-            rows, ms = [], []
+            rows, ms, name = [], [], codec
             for (w, h), gop in ((s, g) for s in sizes for g in DECODE_GOPS):
                 path = write_clip(
                     Path(tmp) / f"{codec}_{w}_{gop}{ENCODERS[codec][1]}",
@@ -88,6 +88,7 @@ def bench_decode(
                         with open_video(path) as video:
                             frames, record = video.read(n, short_side)
                             x = features(video.index, video.plan(n))
+                            name = video.index.codec or codec  # as a clip's index names it
                         times.append(record.decode_ms)
                         t0 = time.perf_counter()
                         transform(frames)
@@ -96,9 +97,9 @@ def bench_decode(
                     ms.append(float(np.median(times)))
                 if progress:
                     progress.advance(task)
-            models[codec] = fit(rows, ms)
-            predicted = np.asarray(rows) @ np.asarray(models[codec])
-            errors[codec] = float(np.max(np.abs(predicted - ms) / np.asarray(ms)))
+            models[name] = fit(rows, ms)
+            predicted = np.asarray(rows) @ np.asarray(models[name])
+            errors[name] = float(np.max(np.abs(predicted - ms) / np.asarray(ms)))
     return {
         "features": list(FEATURES),
         "codecs": models,

@@ -11,8 +11,9 @@ from fan_edge.errors import FanEdgeError
 from fan_edge.runtime.budget import Budget, Choice, choose_subnetwork, parse_budget
 from fan_edge.runtime.decode_cost import predict_ms
 from fan_edge.runtime.precision import plan_precisions
-from fan_edge.runtime.profile import decode_costs_for
+from fan_edge.runtime.profile import bench_command, decode_costs_for
 from fan_edge.runtime.video import ClipRecord, VideoSource, open_video
+from fan_edge.runtime.video.clips import bench_codec
 
 
 @dataclass
@@ -195,10 +196,17 @@ class Predictor:
         """Predicted ms per stage of each sub-network on this clip, before decoding it."""
         top = self.plan[self.bundle.subnetworks[-1].frames]  # decoding costs the same for all
         costs = decode_costs_for(self.bundle, top.engine.name, top.precision, threads=self.threads)
+        measure = bench_codec(video.index.codec) and bench_command(
+            self.bundle,
+            top.engine.name,
+            threads=self.threads,
+            codecs=[*costs["codecs"], video.index.codec],
+        )
         out = {}
         for s in self.bundle.subnetworks:
             plan = video.plan(s.frames)
             decode, note = predict_ms(costs["codecs"], video.index, plan)
+            note += f": `{measure}` measures it" if note and measure else ""
             pre = costs["preprocess_ms_per_frame"] * s.frames
             infer = latency[s.frames]
             other = video.index_ms + pre

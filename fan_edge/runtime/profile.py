@@ -12,12 +12,14 @@ concurrent `bench` runs cannot lose each other's profiles.
 import contextlib
 import os
 import platform
+from collections.abc import Iterable
 from pathlib import Path
 
 from fan_edge.bundle import MAX_SIZE, Bundle, Fields, field_name, read_json
 from fan_edge.errors import FanEdgeError
 from fan_edge.fileio import check_output_file, locked, write_json
 from fan_edge.runtime.decode_cost import FEATURES
+from fan_edge.runtime.video.clips import bench_codec
 
 PROFILE_FILE = "latency.json"
 # 2: keyed by batch, threads and input size too. Version-1 files (keyed "device | backend |
@@ -224,13 +226,21 @@ def write_profile(bundle: Bundle, profile: dict) -> Path:
 
 
 def bench_command(
-    bundle: Bundle, backend: str, *, batch: int = 1, threads: int | None = None
+    bundle: Bundle,
+    backend: str,
+    *,
+    batch: int = 1,
+    threads: int | None = None,
+    codecs: Iterable[str] = (),
 ) -> str:
     """The `fan-edge bench` that measures what a lookup with these settings reads (it
-    measures every precision the backend runs, so precision needs no flag)."""
+    measures every precision the backend runs, so precision needs no flag), and the decode
+    cost of `codecs` as decoders name them (default: h264 alone)."""
     command = f"fan-edge bench {bundle.path} --backend {backend}"
     command += f" --batch {batch}" if batch != 1 else ""
-    return command + (f" --threads {threads}" if threads else "")
+    command += f" --threads {threads}" if threads else ""
+    keys = sorted({k for k in map(bench_codec, codecs) if k})
+    return command + "".join(f" --codec {k}" for k in keys if keys != ["h264"])
 
 
 def profile_for(
@@ -277,7 +287,8 @@ def decode_costs_for(
 ) -> dict:
     """This device's decode cost models ({"codecs": {codec: coefficients}, ...})."""
     decode = profile_for(bundle, backend, precision, threads=threads).get("decode")
-    command = f"re-run `{bench_command(bundle, backend, threads=threads)}`"
+    codecs = (decode or {}).get("codecs", {})  # measure again what was measured
+    command = f"re-run `{bench_command(bundle, backend, threads=threads, codecs=codecs)}`"
     if decode is None:
         raise FanEdgeError(
             f"the latency profile of {bundle.path} has no decode costs (`fan-edge "

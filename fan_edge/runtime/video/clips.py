@@ -26,6 +26,12 @@ ENCODERS = {
 PIX_FMT = {"mjpeg": "yuvj420p", "gif": "rgb8"}  # what these encoders take
 
 
+def bench_codec(name: str) -> str | None:
+    """The ENCODERS key (`fan-edge bench --codec`) that makes streams a decoder names `name`
+    (None: bench cannot make them)."""
+    return next((k for k, (encoder, _, _) in ENCODERS.items() if name in (k, encoder)), None)
+
+
 def barcode_frame(i: int, width: int, height: int, texture: np.ndarray) -> np.ndarray:
     """(height, width, 3) uint8: the texture panned by i, index i in the top band."""
     img = np.roll(texture, 3 * i, axis=1)[:height, :width].copy()
