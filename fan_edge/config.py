@@ -187,6 +187,11 @@ class ModelConfig:
         if not (isinstance(self.backbone, dict) and all(map(str.isidentifier, self.backbone))):
             c.fail("backbone", "a dict of the backbone's arguments")
 
+    def resolved(self) -> "TrainConfig":
+        """This config with `kd_after` as the run uses it: what a run stores, so a later
+        default cannot change how a resumed run trains."""
+        return dataclasses.replace(self, kd_after=self.distill_after)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -268,7 +273,10 @@ def preset(name: str, **overrides) -> ModelConfig:
 # The share of a run over which FAN's students move from cross-entropy to distillation,
 # from `TrainConfig.kd_after` of it on.
 KD_SWITCH = 0.2
-KD_AFTER = 0.5  # TrainConfig.kd_after from scratch
+KD_AFTER = 0.7  # TrainConfig.kd_after from scratch (README, "Training from scratch")
+# What a stored `kd_after: None` meant: runs store the share they use (TrainConfig.resolved)
+# since the default moved; those written before stored None while the default was 0.5.
+KD_AFTER_OF_NONE = 0.5
 
 
 @dataclass(frozen=True)
@@ -339,6 +347,11 @@ class TrainConfig:
             return self.kd_after
         return 0.0 if self.init else KD_AFTER
 
+    def resolved(self) -> "TrainConfig":
+        """This config with `kd_after` as the run uses it: what a run stores, so a later
+        default cannot change how a resumed run trains."""
+        return dataclasses.replace(self, kd_after=self.distill_after)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -349,6 +362,8 @@ class TrainConfig:
         if isinstance(d, dict):
             d = {k: v for k, v in d.items() if k != "extra"}
             d.setdefault("kd_after", 0.0)  # checkpoints from before it distilled with no delay
+            if d["kd_after"] is None and not d.get("init"):
+                d["kd_after"] = KD_AFTER_OF_NONE
         return from_dict(cls, d, "train config", {"mode"})
 
 
@@ -487,6 +502,11 @@ class DataSpec:
         c.integer("num_val", 1, MAX_CLIPS)
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(self.classes))
+
+    def resolved(self) -> "TrainConfig":
+        """This config with `kd_after` as the run uses it: what a run stores, so a later
+        default cannot change how a resumed run trains."""
+        return dataclasses.replace(self, kd_after=self.distill_after)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fan_edge import FanEdgeError
-from fan_edge.config import KD_AFTER, KD_SWITCH, TrainConfig, preset
+from fan_edge.config import KD_AFTER, KD_AFTER_OF_NONE, KD_SWITCH, TrainConfig, preset
 from fan_edge.train.losses import DistillationGate, cross_entropy_all, mutual_distillation
 from fan_edge.train.plateau import near_chance, plateau_warning
 from fan_edge.train.trainer import _timed_ramp, train
@@ -68,12 +68,12 @@ def test_the_gate_blends_cross_entropy_into_the_paper_loss():
     assert between[0] < half.item() < between[1]
 
 
-def test_from_scratch_students_learn_from_labels_for_half_the_run_then_switch():
+def test_from_scratch_students_learn_from_labels_for_most_of_the_run_then_switch():
     run = TrainConfig(epochs=10)
-    assert run.distill_after == KD_AFTER == 0.5 and KD_SWITCH == 0.2
-    ramps = [_timed_ramp(run, e) for e in (0.0, 4.9, 5.0, 6.0, 7.0, 9.9)]
-    assert ramps == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])  # the paper's loss from 7
-    assert _timed_ramp(TrainConfig(epochs=100), 60.0) == pytest.approx(0.5)  # shares of a run
+    assert run.distill_after == KD_AFTER == 0.7 and KD_SWITCH == 0.2
+    ramps = [_timed_ramp(run, e) for e in (0.0, 6.9, 7.0, 8.0, 9.0, 9.9)]
+    assert ramps == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])  # the paper's loss from 9
+    assert _timed_ramp(TrainConfig(epochs=100), 80.0) == pytest.approx(0.5)  # shares of a run
     assert TrainConfig(init="start.pt").distill_after == 0.0  # a start that knows the task
     assert _timed_ramp(TrainConfig(kd_after=0.0), 0.0) == 1.0  # no delay: the gate alone
     warm = TrainConfig(kd_after=0.0, kd_warmup_epochs=2.0)
@@ -84,6 +84,15 @@ def test_a_checkpoint_from_before_kd_after_keeps_distilling_with_no_delay():
     stored = TrainConfig().to_dict()
     del stored["kd_after"]
     assert TrainConfig.from_dict(stored).distill_after == 0.0
+
+
+def test_a_run_stores_the_kd_after_it_uses_and_older_runs_read_as_they_trained():
+    assert TrainConfig().resolved().kd_after == KD_AFTER  # stored so: a new default leaves it
+    assert TrainConfig(init="start.pt").resolved().kd_after == 0.0
+    older = TrainConfig().to_dict()  # written with None while the default was 0.5
+    assert older["kd_after"] is None
+    assert TrainConfig.from_dict(older).distill_after == KD_AFTER_OF_NONE == 0.5
+    assert TrainConfig.from_dict(older | {"init": "start.pt"}).distill_after == 0.0
 
 
 def test_kd_after_that_leaves_no_room_for_the_switch_is_refused():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fan_edge.config import KD_AFTER
 from fan_edge.errors import FanEdgeError
 from fan_edge.experiments import claimed, curves, read_report, train_and_eval
 from fan_edge.experiments.report import present_tables
@@ -124,7 +125,7 @@ def test_settings_keep_the_keys_and_values_older_run_folders_hold(tmp_path):
     }
     mine = settings_of("--protocol", "scratch", "--kd-gate", "0.5", "--out", str(tmp_path))
     assert {k: mine[k] for k in older} == older
-    assert set(mine) - set(older) == {"kd_after"} and mine["kd_after"] == 0.5  # added since
+    assert set(mine) - set(older) == {"kd_after"} and mine["kd_after"] == KD_AFTER  # added since
     init = tmp_path / "start.pt"
     init.write_bytes(b"")
     mine = settings_of("--init", str(init), "--out", str(tmp_path))

@@ -155,6 +155,7 @@ def train(
     other data).
     """
     check_mode(model_cfg, train_cfg)
+    train_cfg = train_cfg.resolved()  # stored as used: a later default leaves the run alone
     if resume not in RESUME:
         raise ValueError(f"resume must be one of {list(RESUME)}")
     if resume and overwrite:
@@ -231,7 +232,7 @@ def _claim_run(
             "resume with the same options or choose a new --out"
         )
     try:
-        old = TrainConfig.from_dict(ckpt["train_config"])
+        old = TrainConfig.from_dict(ckpt["train_config"]).resolved()
     except FanEdgeError as e:
         raise FanEdgeError(f"{ckpt_path}: {e}; it cannot be resumed: choose a new --out") from None
     recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
