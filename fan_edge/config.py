@@ -187,11 +187,6 @@ class ModelConfig:
         if not (isinstance(self.backbone, dict) and all(map(str.isidentifier, self.backbone))):
             c.fail("backbone", "a dict of the backbone's arguments")
 
-    def resolved(self) -> "TrainConfig":
-        """This config with `kd_after` as the run uses it: what a run stores, so a later
-        default cannot change how a resumed run trains."""
-        return dataclasses.replace(self, kd_after=self.distill_after)
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -502,11 +497,6 @@ class DataSpec:
         c.integer("num_val", 1, MAX_CLIPS)
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(self.classes))
-
-    def resolved(self) -> "TrainConfig":
-        """This config with `kd_after` as the run uses it: what a run stores, so a later
-        default cannot change how a resumed run trains."""
-        return dataclasses.replace(self, kd_after=self.distill_after)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
