@@ -344,7 +344,9 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """This config with `kd_after` as the run uses it: what a run stores, so a later
-        default cannot change how a resumed run trains."""
+        default cannot change how a resumed run trains. (Only FAN distils.)"""
+        if self.mode != "fan":
+            return self
         return dataclasses.replace(self, kd_after=self.distill_after)
 
     def to_dict(self) -> dict:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fan_edge import FanEdgeError
+from fan_edge.config import KD_AFTER
 from fan_edge.data.synthetic import CLASSES
 from fan_edge.train.api import evaluate_checkpoint, train_from_options
 from fan_edge.train.checkpoint import load_checkpoint, load_model
@@ -70,6 +71,24 @@ def test_resume_with_other_options_is_refused(tmp_path):
     train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
     with pytest.raises(FanEdgeError, match="another model config"):
         train_from_options(out=tmp_path, mode="fan", frames=[4, 16], resume=True, **SMALL)
+
+
+def test_a_resumed_run_keeps_the_kd_after_it_was_written_with(tmp_path):
+    """A checkpoint that stored `kd_after: None` trained while the default was 0.5: the same
+    command resumes it with 0.5, not today's default; another value is refused by name."""
+    train_from_options(out=tmp_path, mode="fan", frames=[4, 8], **SMALL)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["train_config"]["kd_after"] == KD_AFTER  # stored resolved from now on
+    ckpt["train_config"]["kd_after"] = None
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    args = {**SMALL, "epochs": 2}
+    train_from_options(out=tmp_path, mode="fan", frames=[4, 8], resume=True, **args)
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["train_config"]
+    assert resumed["kd_after"] == 0.5
+    with pytest.raises(FanEdgeError, match=r"other kd_after \(0.5 there, 0.7 now\)"):
+        train_from_options(
+            out=tmp_path, mode="fan", frames=[4, 8], resume=True, kd_after=0.7, **args
+        )
 
 
 def test_standard_mode_needs_one_frame_count(tmp_path):

@@ -5,6 +5,7 @@ nccl on GPU); rank 0 validates, writes checkpoints and metrics. Without it, one 
 """
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -155,7 +156,6 @@ def train(
     other data).
     """
     check_mode(model_cfg, train_cfg)
-    train_cfg = train_cfg.resolved()  # stored as used: a later default leaves the run alone
     if resume not in RESUME:
         raise ValueError(f"resume must be one of {list(RESUME)}")
     if resume and overwrite:
@@ -168,7 +168,7 @@ def train(
         made_folder(out_dir, "run folder") if env.main else contextlib.nullcontext(),
         locked(out_dir, "training") if env.main else contextlib.nullcontext(),
     ):
-        ckpt = _claim_run(
+        ckpt, train_cfg = _claim_run(
             out_dir, model_cfg, train_cfg, data, resume=resume, overwrite=overwrite and env.main
         )
         return _train(
@@ -193,8 +193,11 @@ def _claim_run(
     *,
     resume: bool | str,
     overwrite: bool,
-) -> dict | None:
-    """The checkpoint to continue (None: a new run), after checking it may be continued."""
+) -> tuple[dict | None, TrainConfig]:
+    """The checkpoint to continue (None: a new run), after checking it may be continued, and
+    the config the run trains with, resolved as it is stored (`TrainConfig.resolved`): a
+    later default cannot change a run, and a resumed run keeps the `kd_after` it has
+    unless one is given."""
     ckpt_path = out_dir / "checkpoint.pt"
     for name in RUN_FILES:  # before the first epoch, not after it
         check_output_file(out_dir / name, "run file")
@@ -213,11 +216,11 @@ def _claim_run(
                 f"nothing to resume in {out_dir} (no checkpoint.pt): drop "
                 "--resume to start a new run there"
             )
-        return None
+        return None, train_cfg.resolved()
     if overwrite:
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
-        return None
+        return None, train_cfg.resolved()
     if not resume:
         raise FanEdgeError(
             f"{out_dir} already holds a run: pass --resume to continue it, "
@@ -235,8 +238,15 @@ def _claim_run(
         old = TrainConfig.from_dict(ckpt["train_config"]).resolved()
     except FanEdgeError as e:
         raise FanEdgeError(f"{ckpt_path}: {e}; it cannot be resumed: choose a new --out") from None
+    if train_cfg.kd_after is None:  # not given: the run keeps its own
+        train_cfg = dataclasses.replace(train_cfg, kd_after=old.kd_after)
+    train_cfg = train_cfg.resolved()
     recipe = RECIPE if train_cfg.mode == "fan" else [k for k in RECIPE if k not in FAN_ONLY]
-    changed = [k for k in recipe if getattr(old, k) != getattr(train_cfg, k)]
+    changed = [
+        f"{k} ({getattr(old, k)} there, {getattr(train_cfg, k)} now)"
+        for k in recipe
+        if getattr(old, k) != getattr(train_cfg, k)
+    ]
     old_data = DataSpec.of(ckpt)
     if old_data is not None and data is not None:
         changed += [f"data ({k})" for k in old_data.differences(data)]
@@ -245,7 +255,7 @@ def _claim_run(
             f"{ckpt_path} was trained with other {', '.join(changed)}; "
             "resume with the same options or choose a new --out"
         )
-    return ckpt
+    return ckpt, train_cfg
 
 
 def _train(
